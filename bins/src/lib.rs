@@ -1,0 +1,1 @@
+//! Shared plumbing for the gpubench binaries (logging set-up, output helpers).
