@@ -1,4 +1,15 @@
-//! `pricing`: GPU cloud instance catalog and cost math: cost per 1M tokens, tokens per dollar, tokens per joule.
-//!
-//! This crate is being built; see the workspace README for its place in gpubench.
+//! `pricing`: what a GPU cloud instance costs and what that means per token.
 #![deny(missing_docs)]
+
+pub mod catalog;
+pub mod error;
+pub mod offer;
+pub mod suggest;
+pub mod units;
+
+pub use catalog::{PriceCatalog, PriceFormat};
+pub use error::{PricingError, Result};
+pub use offer::{InstanceOffer, KNOWN_GPU_MODELS};
+pub mod cost;
+pub mod energy;
+pub mod results;
