@@ -1,4 +1,10 @@
-//! `metrics`: Latency statistics, serving metrics (TTFT, TPOT, ITL), a GPU power/clock sampler, run manifests and atomic result writers.
-//!
-//! This crate is being built; see the workspace README for its place in gpubench.
+//! wip
 #![deny(missing_docs)]
+
+pub mod error;
+pub mod serving;
+pub mod stats;
+pub mod writers;
+
+pub use error::{MetricsError, Result};
+pub use stats::{percentile, Percentile, Summary, DEFAULT_PERCENTILES};
