@@ -4,6 +4,16 @@
 //! This crate is being built; see the workspace README for its place in gpubench.
 #![deny(missing_docs)]
 
+pub mod attention;
+pub mod config;
 pub mod error;
+pub mod kv_cache_storage;
+pub mod models;
+pub mod presets;
+pub mod tokenizer;
+pub mod weights;
 
+pub use config::{Architecture, ModelConfig};
 pub use error::{EngineError, Result};
+pub use kv_cache_storage::PagedKvStorage;
+pub use models::{load_model, resolve_model, CausalLm, LoadFormat, LoadedModel, ModelSource, SeqSlice};

@@ -1,0 +1,236 @@
+//! The paged KV cache's tensors: for every layer one K and one V tensor holding all blocks.
+//!
+//! Layout (vLLM's PagedAttention memory design, flattened): each per-layer tensor has shape
+//! `[num_blocks * block_size, num_kv_heads, head_dim]`; the row of token position `p` of a
+//! sequence is its *slot* `block_table[p / block_size] * block_size + p % block_size`.
+//! A block is thus `block_size` consecutive rows, so copying a block (copy-on-write) is one
+//! contiguous copy per tensor, and writing the new tokens of a sequence is one contiguous copy
+//! per block they touch.
+//!
+//! Which blocks belong to which sequence is decided elsewhere (the tensor-free block pool);
+//! this type only stores, writes and reads rows.
+
+use candle_core::{DType, Device, Tensor};
+
+use crate::config::ModelConfig;
+use crate::error::{EngineError, Result};
+
+/// Per-layer K and V tensors of shape `[num_blocks * block_size, num_kv_heads, head_dim]`.
+#[derive(Debug)]
+pub struct PagedKvStorage {
+    keys: Vec<Tensor>,
+    values: Vec<Tensor>,
+    num_blocks: usize,
+    block_size: usize,
+    num_kv_heads: usize,
+    head_dim: usize,
+    dtype: DType,
+}
+
+impl PagedKvStorage {
+    /// Allocates zeroed storage for `num_blocks` blocks of `block_size` tokens on `device`.
+    ///
+    /// # Errors
+    /// [`EngineError::InvalidConfig`] when `num_blocks` or `block_size` is zero; a candle error
+    /// when the allocation fails.
+    pub fn new(
+        cfg: &ModelConfig,
+        num_blocks: usize,
+        block_size: usize,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Self> {
+        if num_blocks == 0 || block_size == 0 {
+            return Err(EngineError::InvalidConfig(format!(
+                "KV cache needs at least one block of at least one token (got {num_blocks} blocks of {block_size})"
+            )));
+        }
+        let shape = (num_blocks * block_size, cfg.num_kv_heads, cfg.head_dim);
+        let mut keys = Vec::with_capacity(cfg.num_layers);
+        let mut values = Vec::with_capacity(cfg.num_layers);
+        for _ in 0..cfg.num_layers {
+            keys.push(Tensor::zeros(shape, dtype, device)?);
+            values.push(Tensor::zeros(shape, dtype, device)?);
+        }
+        Ok(Self {
+            keys,
+            values,
+            num_blocks,
+            block_size,
+            num_kv_heads: cfg.num_kv_heads,
+            head_dim: cfg.head_dim,
+            dtype,
+        })
+    }
+
+    /// Bytes one block takes: K and V, all layers.
+    pub fn bytes_per_block(cfg: &ModelConfig, block_size: usize, dtype: DType) -> usize {
+        2 * cfg.num_layers * block_size * cfg.num_kv_heads * cfg.head_dim * dtype.size_in_bytes()
+    }
+
+    /// Copies block `src` into block `dst` in every layer (copy-on-write of a shared block).
+    ///
+    /// # Errors
+    /// [`EngineError::InvalidBatch`] when a block id is out of range.
+    pub fn copy_block(&mut self, src: u32, dst: u32) -> Result<()> {
+        self.check_block(src)?;
+        self.check_block(dst)?;
+        if src == dst {
+            return Ok(());
+        }
+        let bs = self.block_size;
+        let (src, dst) = (src as usize * bs, dst as usize * bs);
+        for t in self.keys.iter().chain(self.values.iter()) {
+            let rows = t.narrow(0, src, bs)?.copy()?;
+            t.slice_set(&rows, 0, dst)?;
+        }
+        Ok(())
+    }
+
+    /// Number of blocks.
+    pub fn num_blocks(&self) -> usize {
+        self.num_blocks
+    }
+
+    /// Tokens per block.
+    pub fn block_size(&self) -> usize {
+        self.block_size
+    }
+
+    /// Number of layers stored.
+    pub fn num_layers(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// The storage's dtype.
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    /// Total bytes of all K and V tensors.
+    pub fn total_bytes(&self) -> usize {
+        2 * self.num_layers()
+            * self.num_blocks
+            * self.block_size
+            * self.num_kv_heads
+            * self.head_dim
+            * self.dtype.size_in_bytes()
+    }
+
+    /// Layer `layer`'s K and V tensors, `[num_blocks * block_size, num_kv_heads, head_dim]`.
+    ///
+    /// # Errors
+    /// [`EngineError::InvalidBatch`] when `layer` is out of range.
+    pub fn layer(&self, layer: usize) -> Result<(&Tensor, &Tensor)> {
+        match (self.keys.get(layer), self.values.get(layer)) {
+            (Some(k), Some(v)) => Ok((k, v)),
+            _ => Err(EngineError::InvalidBatch(format!(
+                "layer {layer} out of range: the KV storage has {} layers",
+                self.keys.len()
+            ))),
+        }
+    }
+
+    /// The slot (row) of token position `pos` for a sequence with `block_table`.
+    ///
+    /// # Errors
+    /// [`EngineError::InvalidBatch`] when the block table is too short or names a block out of range.
+    pub fn slot(&self, block_table: &[u32], pos: usize) -> Result<usize> {
+        let block = *block_table.get(pos / self.block_size).ok_or_else(|| {
+            EngineError::InvalidBatch(format!(
+                "position {pos} needs block {} but the block table has {} blocks",
+                pos / self.block_size,
+                block_table.len()
+            ))
+        })?;
+        self.check_block(block)?;
+        Ok(block as usize * self.block_size + pos % self.block_size)
+    }
+
+    /// The slots of positions `0..len` for a sequence with `block_table`.
+    ///
+    /// # Errors
+    /// As [`PagedKvStorage::slot`].
+    pub fn slots(&self, block_table: &[u32], len: usize) -> Result<Vec<u32>> {
+        let mut out = Vec::with_capacity(len);
+        for (b, &block) in block_table.iter().enumerate() {
+            if b * self.block_size >= len {
+                break;
+            }
+            self.check_block(block)?;
+            let first = block as usize * self.block_size;
+            let n = self.block_size.min(len - b * self.block_size);
+            out.extend((first..first + n).map(|s| s as u32));
+        }
+        if out.len() < len {
+            return Err(EngineError::InvalidBatch(format!(
+                "{len} positions need {} blocks but the block table has {}",
+                len.div_ceil(self.block_size),
+                block_table.len()
+            )));
+        }
+        Ok(out)
+    }
+
+    /// Writes the K and V rows of positions `start_pos .. start_pos + k.dim(0)` of one sequence
+    /// into layer `layer`. `k` and `v` have shape `[n, num_kv_heads, head_dim]`.
+    ///
+    /// # Errors
+    /// [`EngineError::InvalidBatch`] for a short block table; a candle error for a shape or
+    /// dtype mismatch.
+    pub fn write(
+        &self,
+        layer: usize,
+        block_table: &[u32],
+        start_pos: usize,
+        k: &Tensor,
+        v: &Tensor,
+    ) -> Result<()> {
+        let (k_cache, v_cache) = self.layer(layer)?;
+        let n = k.dim(0)?;
+        let k = k.to_dtype(self.dtype)?.contiguous()?;
+        let v = v.to_dtype(self.dtype)?.contiguous()?;
+        // One contiguous run per block touched.
+        let mut done = 0;
+        while done < n {
+            let pos = start_pos + done;
+            let slot = self.slot(block_table, pos)?;
+            let run = (self.block_size - pos % self.block_size).min(n - done);
+            k_cache.slice_set(&k.narrow(0, done, run)?.contiguous()?, 0, slot)?;
+            v_cache.slice_set(&v.narrow(0, done, run)?.contiguous()?, 0, slot)?;
+            done += run;
+        }
+        Ok(())
+    }
+
+    /// Reads the K and V rows of positions `0..len` of one sequence from layer `layer`:
+    /// two tensors `[len, num_kv_heads, head_dim]`.
+    ///
+    /// # Errors
+    /// As [`PagedKvStorage::slots`].
+    pub fn gather(
+        &self,
+        layer: usize,
+        block_table: &[u32],
+        len: usize,
+    ) -> Result<(Tensor, Tensor)> {
+        let (k_cache, v_cache) = self.layer(layer)?;
+        let slots = self.slots(block_table, len)?;
+        let idx = Tensor::from_vec(slots, len, k_cache.device())?;
+        Ok((
+            k_cache.index_select(&idx, 0)?,
+            v_cache.index_select(&idx, 0)?,
+        ))
+    }
+
+    fn check_block(&self, block: u32) -> Result<()> {
+        if (block as usize) < self.num_blocks {
+            Ok(())
+        } else {
+            Err(EngineError::InvalidBatch(format!(
+                "block id {block} out of range: the KV storage has {} blocks",
+                self.num_blocks
+            )))
+        }
+    }
+}

@@ -1,0 +1,115 @@
+//! The flat token layout of a forward batch: all new tokens of all slices concatenated.
+
+use candle_core::{Device, Tensor};
+
+use super::SeqSlice;
+use crate::config::ModelConfig;
+use crate::error::{EngineError, Result};
+use crate::kv_cache_storage::PagedKvStorage;
+
+/// A validated batch: the slices, where each one's tokens sit on the flat token axis, and
+/// the index tensors every model needs (token ids, positions, rows to compute logits for).
+#[derive(Debug)]
+pub struct BatchLayout<'a> {
+    /// The slices, in order.
+    pub slices: &'a [SeqSlice],
+    /// Offset of each slice's first token on the flat token axis.
+    pub offsets: Vec<usize>,
+    /// Total number of new tokens.
+    pub num_tokens: usize,
+    /// Token ids, u32 `[num_tokens]`.
+    pub token_ids: Tensor,
+    /// Absolute positions, u32 `[num_tokens]`.
+    pub positions: Tensor,
+    /// Rows of the flat token axis whose logits are returned, u32 `[num_outputs]`.
+    pub output_rows: Tensor,
+    /// Number of rows in `output_rows`.
+    pub num_outputs: usize,
+}
+
+impl<'a> BatchLayout<'a> {
+    /// Validates `slices` against the model and the cache and builds the index tensors.
+    /// With `all_logits`, every token's row is an output row; otherwise the last token of each
+    /// slice with `want_logits`.
+    ///
+    /// # Errors
+    /// [`EngineError::InvalidBatch`] for an empty slice, a token id outside the vocabulary, a
+    /// position past `max_position_embeddings`, or a block table that does not cover the slice.
+    pub fn new(
+        slices: &'a [SeqSlice],
+        cfg: &ModelConfig,
+        kv: &PagedKvStorage,
+        device: &Device,
+        all_logits: bool,
+    ) -> Result<Self> {
+        if kv.num_layers() != cfg.num_layers {
+            return Err(EngineError::InvalidBatch(format!(
+                "KV storage has {} layers, the model {}",
+                kv.num_layers(),
+                cfg.num_layers
+            )));
+        }
+        let mut offsets = Vec::with_capacity(slices.len());
+        let mut ids = Vec::new();
+        let mut positions = Vec::new();
+        let mut rows = Vec::new();
+        for (i, s) in slices.iter().enumerate() {
+            let n = s.token_ids.len();
+            if n == 0 {
+                return Err(EngineError::InvalidBatch(format!(
+                    "slice {i} has no tokens"
+                )));
+            }
+            let end = s.start_pos + n;
+            if end > cfg.max_position_embeddings {
+                return Err(EngineError::InvalidBatch(format!(
+                    "slice {i} reaches position {end}, past the model's max_position_embeddings {}",
+                    cfg.max_position_embeddings
+                )));
+            }
+            if let Some(&bad) = s.token_ids.iter().find(|&&t| t as usize >= cfg.vocab_size) {
+                return Err(EngineError::InvalidBatch(format!(
+                    "slice {i} has token id {bad}, outside the vocabulary of {}",
+                    cfg.vocab_size
+                )));
+            }
+            let needed = end.div_ceil(kv.block_size());
+            if s.block_table.len() < needed {
+                return Err(EngineError::InvalidBatch(format!(
+                    "slice {i} spans {end} positions = {needed} blocks of {}, but its block table has {}",
+                    kv.block_size(),
+                    s.block_table.len()
+                )));
+            }
+            if let Some(&bad) = s.block_table[..needed]
+                .iter()
+                .find(|&&b| b as usize >= kv.num_blocks())
+            {
+                return Err(EngineError::InvalidBatch(format!(
+                    "slice {i} names block {bad}, but the KV storage has {} blocks",
+                    kv.num_blocks()
+                )));
+            }
+            let offset = ids.len();
+            offsets.push(offset);
+            ids.extend_from_slice(&s.token_ids);
+            positions.extend((s.start_pos..end).map(|p| p as u32));
+            if all_logits {
+                rows.extend((offset..offset + n).map(|r| r as u32));
+            } else if s.want_logits {
+                rows.push((offset + n - 1) as u32);
+            }
+        }
+        let num_tokens = ids.len();
+        let num_outputs = rows.len();
+        Ok(Self {
+            slices,
+            offsets,
+            num_tokens,
+            token_ids: Tensor::from_vec(ids, num_tokens, device)?,
+            positions: Tensor::from_vec(positions, num_tokens, device)?,
+            output_rows: Tensor::from_vec(rows, num_outputs, device)?,
+            num_outputs,
+        })
+    }
+}
