@@ -128,9 +128,9 @@ impl PriceCatalog {
     /// # Errors
     /// [`PricingError::Io`] if the file can't be read, otherwise as [`PriceCatalog::parse`].
     pub fn load_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|source| PricingError::Io {
+        let text = std::fs::read_to_string(path).map_err(|error| PricingError::Io {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
         let format = PriceFormat::detect(path, &text);
         Self::parse(&text, format, &path.display().to_string())

@@ -8,13 +8,12 @@ use std::path::PathBuf;
 #[non_exhaustive]
 pub enum PricingError {
     /// A file could not be read (missing, unreadable, a directory, ...).
-    #[error("cannot read {}: {source}", path.display())]
+    #[error("cannot read {}: {error}", path.display())]
     Io {
         /// The file that was asked for.
         path: PathBuf,
-        /// The underlying I/O error.
-        #[source]
-        source: std::io::Error,
+        /// The underlying I/O error (part of the message, so not repeated as a `source`).
+        error: std::io::Error,
     },
 
     /// A price file (or the built-in catalog) is empty or has no `[[instance]]` rows.

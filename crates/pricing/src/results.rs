@@ -91,9 +91,9 @@ impl BenchmarkResults {
     /// [`PricingError::MalformedResults`] (with line and column), and as
     /// [`BenchmarkResults::parse`].
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|source| PricingError::Io {
+        let text = std::fs::read_to_string(path).map_err(|error| PricingError::Io {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
         Self::parse(&text, path)
     }
