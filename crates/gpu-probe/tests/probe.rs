@@ -85,3 +85,24 @@ fn report_round_trips_through_json() {
     let back: SystemReport = serde_json::from_str(&json).expect("deserialize");
     assert_eq!(back, report);
 }
+
+#[test]
+fn cuda_devices_is_a_typed_outcome() {
+    match gpu_probe::cuda_devices() {
+        Ok(list) => {
+            assert!(cfg!(feature = "cuda"));
+            for d in list {
+                assert!(d.uuid.starts_with("GPU-") && d.sm_count > 0);
+            }
+        }
+        Err(ProbeError::NotCompiledWithCuda) => assert!(!cfg!(feature = "cuda")),
+        Err(ProbeError::Cuda(msg)) => {
+            assert!(cfg!(feature = "cuda"));
+            assert!(
+                !nvidia_driver_present(),
+                "driver present but CUDA failed: {msg}"
+            );
+        }
+        Err(other) => panic!("unexpected error: {other}"),
+    }
+}
