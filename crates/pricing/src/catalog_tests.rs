@@ -52,16 +52,16 @@ fn builtin_catalog_has_the_seed_rows_and_the_big_offers() {
         ("g4dn.xlarge", "t4", 1),
         ("g6.2xlarge", "l4", 1),
         ("g5.xlarge", "a10g", 1),
-        ("p3.2xlarge", "v100", 1),
-        ("p4d.24xlarge", "a100-40gb", 8),
+        ("p3.2xlarge", "v100-sxm2-16gb", 1),
+        ("p4d.24xlarge", "a100-sxm-40gb", 8),
         ("p5.48xlarge", "h100-sxm", 8),
         ("p5en.48xlarge", "h200", 8),
         ("g6e.xlarge", "l40s", 1),
-        ("p4de.24xlarge", "a100-80gb", 8),
+        ("p4de.24xlarge", "a100-sxm-80gb", 8),
         ("a3-highgpu-8g", "h100-sxm", 8),
-        ("a2-ultragpu-1g", "a100-80gb", 1),
+        ("a2-ultragpu-1g", "a100-sxm-80gb", 1),
         ("Standard_ND96isr_H100_v5", "h100-sxm", 8),
-        ("Standard_NC24ads_A100_v4", "a100-80gb", 1),
+        ("Standard_NC24ads_A100_v4", "a100-pcie-80gb", 1),
     ] {
         let offer = catalog.find(name).unwrap();
         assert_eq!(offer.gpu_model, gpu, "{name}");
@@ -272,4 +272,25 @@ fn line_column_counts_from_one() {
     assert_eq!(line_column("ab\ncd", 0), (1, 1));
     assert_eq!(line_column("ab\ncd", 4), (2, 2));
     assert_eq!(line_column("ab", 99), (1, 3));
+}
+
+#[test]
+fn gpu_model_keys_are_gpu_probe_architecture_keys() {
+    let probe_keys: Vec<&str> = gpu_probe::arch_table().iter().map(|a| a.key).collect();
+    let mut ours: Vec<&str> = KNOWN_GPU_MODELS.to_vec();
+    let mut theirs = probe_keys.clone();
+    ours.sort_unstable();
+    theirs.sort_unstable();
+    assert_eq!(
+        ours, theirs,
+        "KNOWN_GPU_MODELS drifted from gpu-probe's table"
+    );
+    for offer in PriceCatalog::builtin().unwrap().offers() {
+        assert!(
+            probe_keys.contains(&offer.gpu_model.as_str()),
+            "{}: {}",
+            offer.key(),
+            offer.gpu_model
+        );
+    }
 }

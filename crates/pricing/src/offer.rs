@@ -5,19 +5,25 @@ use serde::{Deserialize, Serialize};
 use crate::error::{PricingError, Result};
 use crate::units::UsdPerHour;
 
-/// GPU model keys as gpu-probe names architectures. Catalog rows should use one of these;
+/// GPU model keys, the same as gpu-probe's architecture table keys
+/// (`gpu_probe::arch_table()`; a test keeps the two in step). Catalog rows use one of these;
 /// user price files may use others (they are only compared as strings).
 pub const KNOWN_GPU_MODELS: &[&str] = &[
+    "v100-sxm2-16gb",
+    "v100-sxm2-32gb",
     "t4",
-    "l4",
+    "a100-sxm-40gb",
+    "a100-sxm-80gb",
+    "a100-pcie-40gb",
+    "a100-pcie-80gb",
+    "a10",
     "a10g",
-    "v100",
-    "a100-40gb",
-    "a100-80gb",
     "h100-sxm",
     "h100-pcie",
-    "h200",
+    "h100-nvl",
+    "l4",
     "l40s",
+    "h200",
     "b200",
 ];
 
@@ -193,7 +199,7 @@ mod tests {
         InstanceOffer {
             provider: "aws".into(),
             instance_type: "p4d.24xlarge".into(),
-            gpu_model: "a100-40gb".into(),
+            gpu_model: "a100-sxm-40gb".into(),
             gpu_count: 8,
             gpu_memory_gb: 320.0,
             vcpus: Some(96),
