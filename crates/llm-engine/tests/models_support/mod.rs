@@ -2,6 +2,8 @@
 //! drivers and comparisons.
 #![allow(dead_code)]
 
+pub mod hf_writer;
+
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
