@@ -88,16 +88,25 @@ fn report_round_trips_through_json() {
 
 #[test]
 fn cuda_devices_is_a_typed_outcome() {
+    let compiled_with_cuda = cfg!(feature = "cuda");
     match gpu_probe::cuda_devices() {
         Ok(list) => {
-            assert!(cfg!(feature = "cuda"));
+            assert!(compiled_with_cuda, "CUDA answered without the cuda feature");
             for d in list {
                 assert!(d.uuid.starts_with("GPU-") && d.sm_count > 0);
             }
         }
-        Err(ProbeError::NotCompiledWithCuda) => assert!(!cfg!(feature = "cuda")),
+        Err(ProbeError::NotCompiledWithCuda) => {
+            assert!(
+                !compiled_with_cuda,
+                "NotCompiledWithCuda with the cuda feature"
+            );
+        }
         Err(ProbeError::Cuda(msg)) => {
-            assert!(cfg!(feature = "cuda"));
+            assert!(
+                compiled_with_cuda,
+                "CUDA error without the cuda feature: {msg}"
+            );
             assert!(
                 !nvidia_driver_present(),
                 "driver present but CUDA failed: {msg}"
