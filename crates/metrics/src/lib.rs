@@ -14,7 +14,7 @@
 //! | [`serving::compute`] → [`serving::ServingMetrics`] | TTFT / TPOT / ITL / E2EL in ms, throughputs, goodput against an [`serving::Slo`]; serialises with vLLM's keys (`mean_ttft_ms`, `p99_itl_ms`, ...) |
 //! | [`sampler::GpuSampler`] → [`sampler::GpuTrace`] | NVML every 100 ms on a thread: power, energy counter, clocks, temperature, utilisation, throttle reasons; summary with energy in J |
 //! | [`manifest::RunManifest`] | timestamp, host, GPUs, driver, gpubench version, git commit, command line |
-//! | [`writers`] | `write_json_atomic`, `write_csv_atomic`, `write_text_atomic`, `markdown_table` |
+//! | [`writers`] | `write_json_atomic`, `write_csv_atomic`, `write_records_csv_atomic`, `write_text_atomic`, `markdown_table` |
 //! | [`MetricsError`] | the crate's one error type |
 //!
 //! The metric definitions are in the [`serving`] module docs and in `docs/METRICS.md`.
@@ -68,4 +68,7 @@ pub use manifest::RunManifest;
 pub use sampler::{GpuSample, GpuSampler, GpuTrace, GpuTraceSummary};
 pub use serving::{RequestTimeline, ServingMetrics, Slo};
 pub use stats::{percentile, Percentile, Summary, DEFAULT_PERCENTILES};
-pub use writers::{markdown_table, write_csv_atomic, write_json_atomic, write_text_atomic};
+pub use writers::{
+    markdown_table, write_csv_atomic, write_json_atomic, write_records_csv_atomic,
+    write_text_atomic,
+};

@@ -9,6 +9,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
+use serde_json::Value;
 
 use crate::error::{MetricsError, Result};
 
@@ -42,6 +43,49 @@ pub fn write_csv_atomic<T: Serialize>(path: &Path, rows: &[T]) -> Result<()> {
     let mut writer = csv::Writer::from_writer(Vec::new());
     for row in rows {
         writer.serialize(row).map_err(csv_err)?;
+    }
+    let bytes = writer
+        .into_inner()
+        .map_err(|e| csv_err(csv::Error::from(e.into_error())))?;
+    write_bytes_atomic(path, &bytes)
+}
+
+/// Writes flat key/value records (e.g. [`ServingMetrics::to_flat_map`] of several runs) as
+/// CSV to `path`, atomically. Columns are the keys in first-seen order (the first record's
+/// order, then any new keys of later records); a record without a key gets an empty cell.
+/// `null` is an empty cell, strings are written as is, other JSON values as compact JSON.
+/// Use this where the rows are maps, which [`write_csv_atomic`] (the csv crate) rejects.
+///
+/// [`ServingMetrics::to_flat_map`]: crate::serving::ServingMetrics::to_flat_map
+///
+/// # Errors
+/// [`MetricsError::Csv`] if encoding fails, plus the directory and I/O errors of
+/// [`write_json_atomic`].
+pub fn write_records_csv_atomic(path: &Path, records: &[Vec<(String, Value)>]) -> Result<()> {
+    let csv_err = |source| MetricsError::Csv {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut columns: Vec<&str> = Vec::new();
+    for (key, _) in records.iter().flatten() {
+        if !columns.contains(&key.as_str()) {
+            columns.push(key);
+        }
+    }
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    if !columns.is_empty() {
+        writer.write_record(&columns).map_err(csv_err)?;
+    }
+    for record in records {
+        let row =
+            columns.iter().map(
+                |c| match record.iter().find(|(k, _)| k == c).map(|(_, v)| v) {
+                    None | Some(Value::Null) => String::new(),
+                    Some(Value::String(s)) => s.clone(),
+                    Some(other) => other.to_string(),
+                },
+            );
+        writer.write_record(row).map_err(csv_err)?;
     }
     let bytes = writer
         .into_inner()
@@ -240,6 +284,32 @@ mod tests {
             text,
             "gpu,tflops,note\nH100,756.5,\n\"L4, 24GB\",121.0,fp16\n"
         );
+    }
+
+    #[test]
+    fn records_csv_unions_keys_in_first_seen_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("runs.csv");
+        let records = vec![
+            vec![
+                ("gpu".to_string(), Value::from("H100")),
+                ("tok_s".to_string(), Value::from(1520.5)),
+                ("goodput".to_string(), Value::Null),
+            ],
+            vec![
+                ("gpu".to_string(), Value::from("L4")),
+                ("extra".to_string(), serde_json::json!([1, 2])),
+                ("tok_s".to_string(), Value::from(98)),
+            ],
+        ];
+        write_records_csv_atomic(&path, &records).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(
+            text,
+            "gpu,tok_s,goodput,extra\nH100,1520.5,,\nL4,98,,\"[1,2]\"\n"
+        );
+        write_records_csv_atomic(&path, &[]).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "");
     }
 
     #[test]
