@@ -79,6 +79,86 @@ pub enum EngineError {
     /// A forward batch is inconsistent with the model or the KV storage (a bug in the caller).
     #[error("invalid forward batch: {0}")]
     InvalidBatch(String),
+    /// Sampling parameters out of range.
+    #[error("invalid sampling parameters: {0}")]
+    InvalidSamplingParams(String),
+    /// The KV block pool has fewer free blocks than an allocation needs.
+    #[error("KV cache out of blocks: need {needed}, {free} free")]
+    OutOfKvBlocks {
+        /// Blocks asked for.
+        needed: usize,
+        /// Blocks free.
+        free: usize,
+    },
+    /// A KV block was freed more times than it was allocated or shared (a bug in the caller).
+    #[error("KV block {block} freed twice (its reference count is already 0)")]
+    KvBlockDoubleFree {
+        /// The block.
+        block: u32,
+    },
+    /// A KV block id outside the pool (a bug in the caller).
+    #[error("KV block {block} does not exist (the pool has {num_blocks} blocks)")]
+    UnknownKvBlock {
+        /// The block.
+        block: u32,
+        /// Blocks in the pool.
+        num_blocks: usize,
+    },
+    /// The KV cache cannot hold even one sequence of `max_model_len` tokens.
+    #[error("KV cache needs {needed} blocks for one sequence of max_model_len ({max_model_len}) tokens, have {have}; lower --max-model-len or raise the budget")]
+    KvCacheTooSmall {
+        /// Blocks one `max_model_len` sequence needs.
+        needed: usize,
+        /// Blocks the budget gives.
+        have: usize,
+        /// The engine's `max_model_len`.
+        max_model_len: usize,
+    },
+    /// A prompt does not fit in `max_model_len`.
+    #[error("prompt of {len} tokens is longer than max_model_len ({max_model_len})")]
+    PromptTooLong {
+        /// Prompt tokens.
+        len: usize,
+        /// The engine's `max_model_len`.
+        max_model_len: usize,
+    },
+    /// A prompt has no tokens.
+    #[error("prompt is empty (it needs at least one token)")]
+    EmptyPrompt,
+    /// A prompt token id is outside the model's vocabulary.
+    #[error("prompt token id {token} is outside the vocabulary (size {vocab_size})")]
+    TokenOutOfVocab {
+        /// The token id.
+        token: u32,
+        /// The model's vocabulary size.
+        vocab_size: usize,
+    },
+    /// A text prompt or stop strings need a tokenizer and the model has none.
+    #[error("model `{model}` has no tokenizer (dummy weights or no tokenizer.json): pass token ids instead of text, or a model folder with tokenizer.json")]
+    NoTokenizer {
+        /// The model's name.
+        model: String,
+    },
+    /// The device string asks for CUDA but the crate was built without it.
+    #[error("device `{device}` needs CUDA support: rebuild with --features cuda")]
+    CudaNotCompiled {
+        /// The device asked for.
+        device: String,
+    },
+    /// A device string that is neither `cpu` nor `cuda[:N]`.
+    #[error("unknown device `{0}`; use cpu, cuda or cuda:N")]
+    UnknownDevice(String),
+    /// A request id the engine does not know (never added, or already finished).
+    #[error("unknown request {0}")]
+    UnknownRequest(u64),
+    /// The scheduler could not make progress although requests are unfinished (a bug).
+    #[error("engine stalled: {waiting} waiting and {running} running requests but nothing could be scheduled")]
+    Stalled {
+        /// Waiting requests.
+        waiting: usize,
+        /// Running requests.
+        running: usize,
+    },
 }
 
 /// Result alias for this crate.

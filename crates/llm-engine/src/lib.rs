@@ -5,11 +5,17 @@
 #![deny(missing_docs)]
 
 pub mod attention;
+pub mod block_pool;
 pub mod config;
 pub mod error;
 pub mod kv_cache_storage;
 pub mod models;
+pub mod prefix_cache;
 pub mod presets;
+pub mod request;
+pub mod sampling;
+pub mod scheduler;
+pub mod stats;
 pub mod tokenizer;
 pub mod weights;
 
@@ -17,3 +23,5 @@ pub use config::{Architecture, ModelConfig};
 pub use error::{EngineError, Result};
 pub use kv_cache_storage::PagedKvStorage;
 pub use models::{load_model, resolve_model, CausalLm, LoadFormat, LoadedModel, ModelSource, SeqSlice};
+pub use request::{FinishReason, Prompt, RequestId};
+pub use sampling::SamplingParams;

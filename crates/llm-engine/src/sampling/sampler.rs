@@ -1,0 +1,224 @@
+//! Picks the next token from one row of f32 logits on the host.
+//!
+//! Greedy is an argmax (lowest index wins a tie, like `torch.argmax`). Random sampling seeds a
+//! fresh `StdRng` from (request seed, output position), so a request's tokens depend only on
+//! its own seed and logits: not on the batch it ran in, nor on preemption and recompute.
+//! Cost per token: O(vocab) for greedy and for temperature-only sampling; top-k adds an
+//! O(vocab) selection, top-p an O(k log k) sort of the candidates that are left.
+
+use rand::{Rng, SeedableRng};
+
+use crate::sampling::SamplingParams;
+
+/// Index of the largest logit (the first one on a tie); `None` for an empty row.
+pub fn argmax(logits: &[f32]) -> Option<u32> {
+    let mut best: Option<(usize, f32)> = None;
+    for (i, &v) in logits.iter().enumerate() {
+        if v.is_nan() {
+            continue;
+        }
+        match best {
+            Some((_, b)) if v <= b => {}
+            _ => best = Some((i, v)),
+        }
+    }
+    best.and_then(|(i, _)| u32::try_from(i).ok())
+}
+
+/// Mixes a request seed and an output position into one 64-bit seed (splitmix64).
+pub fn token_seed(request_seed: u64, output_position: usize) -> u64 {
+    let mut z = request_seed
+        .wrapping_add((output_position as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+        .wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Samples one token from `logits` under `params`, drawing from an RNG seeded with
+/// `token_seed(request_seed, output_position)`. Returns `None` only for an empty row or a row
+/// with no finite logit.
+pub fn sample_token(
+    logits: &[f32],
+    params: &SamplingParams,
+    request_seed: u64,
+    output_position: usize,
+) -> Option<u32> {
+    if params.is_greedy() {
+        return argmax(logits);
+    }
+    let inv_t = 1.0 / params.temperature;
+    // Candidates: (token, scaled logit), finite only.
+    let mut cands: Vec<(u32, f32)> = logits
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| v.is_finite())
+        .map(|(i, &v)| (i as u32, v * inv_t))
+        .collect();
+    if cands.is_empty() {
+        return None;
+    }
+    let by_logit_desc = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
+    if params.top_k > 0 && params.top_k < cands.len() {
+        cands.select_nth_unstable_by(params.top_k - 1, by_logit_desc);
+        cands.truncate(params.top_k);
+    }
+    let needs_sort = params.top_p < 1.0;
+    if needs_sort {
+        cands.sort_unstable_by(by_logit_desc);
+    }
+    let max = cands.iter().map(|c| c.1).fold(f32::NEG_INFINITY, f32::max);
+    // Unnormalised probabilities, in f64 for the sums.
+    let mut probs: Vec<f64> = cands.iter().map(|c| f64::from(c.1 - max).exp()).collect();
+    let mut total: f64 = probs.iter().sum();
+    if needs_sort {
+        let target = f64::from(params.top_p) * total;
+        let mut cum = 0.0;
+        let mut keep = probs.len();
+        for (i, p) in probs.iter().enumerate() {
+            cum += p;
+            if cum >= target {
+                keep = i + 1;
+                break;
+            }
+        }
+        probs.truncate(keep);
+        cands.truncate(keep);
+        total = probs.iter().sum();
+    }
+    if params.min_p > 0.0 {
+        // The top token has unnormalised probability exp(0) = 1.
+        let floor = f64::from(params.min_p);
+        for p in probs.iter_mut() {
+            if *p < floor {
+                *p = 0.0;
+            }
+        }
+        total = probs.iter().sum();
+    }
+    let mut rng = rand::rngs::StdRng::seed_from_u64(token_seed(request_seed, output_position));
+    let mut u = rng.random::<f64>() * total;
+    let mut last_kept = None;
+    for (c, p) in cands.iter().zip(&probs) {
+        if *p <= 0.0 {
+            continue;
+        }
+        last_kept = Some(c.0);
+        if u < *p {
+            return Some(c.0);
+        }
+        u -= p;
+    }
+    // Rounding left u just above the last probability.
+    last_kept
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(t: f32) -> SamplingParams {
+        SamplingParams {
+            temperature: t,
+            ..SamplingParams::default()
+        }
+    }
+
+    #[test]
+    fn argmax_picks_first_max_and_skips_nan() {
+        assert_eq!(argmax(&[1.0, 3.0, 3.0, -1.0]), Some(1));
+        assert_eq!(argmax(&[f32::NAN, 0.5, 0.1]), Some(1));
+        assert_eq!(argmax(&[]), None);
+        assert_eq!(sample_token(&[0.0, 2.0, 1.0], &params(0.0), 1, 0), Some(1));
+    }
+
+    #[test]
+    fn seeded_sampling_is_reproducible_and_varies_with_position() {
+        let logits: Vec<f32> = (0..100).map(|i| (i as f32 * 0.37).sin()).collect();
+        let p = params(1.0);
+        let a: Vec<_> = (0..50).map(|i| sample_token(&logits, &p, 42, i)).collect();
+        let b: Vec<_> = (0..50).map(|i| sample_token(&logits, &p, 42, i)).collect();
+        let c: Vec<_> = (0..50).map(|i| sample_token(&logits, &p, 43, i)).collect();
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        let distinct: std::collections::HashSet<_> = a.iter().collect();
+        assert!(
+            distinct.len() > 10,
+            "temperature 1 over flat logits should vary"
+        );
+    }
+
+    #[test]
+    fn top_k_one_is_greedy_and_top_k_limits_the_support() {
+        let logits = [0.1f32, 0.5, 0.3, 0.9, 0.2];
+        let p = SamplingParams {
+            top_k: 1,
+            ..params(1.0)
+        };
+        for pos in 0..20 {
+            assert_eq!(sample_token(&logits, &p, 7, pos), Some(3));
+        }
+        let p = SamplingParams {
+            top_k: 2,
+            ..params(5.0)
+        };
+        for pos in 0..200 {
+            let t = sample_token(&logits, &p, 7, pos);
+            assert!(t == Some(3) || t == Some(1), "{t:?}");
+        }
+    }
+
+    #[test]
+    fn top_p_keeps_the_nucleus() {
+        // Probabilities ~ [0.6, 0.3, 0.1] after softmax of their logs.
+        let logits = [0.6f32.ln(), 0.3f32.ln(), 0.1f32.ln()];
+        let p = SamplingParams {
+            top_p: 0.5,
+            ..params(1.0)
+        };
+        for pos in 0..100 {
+            assert_eq!(sample_token(&logits, &p, 3, pos), Some(0));
+        }
+        let p = SamplingParams {
+            top_p: 0.85,
+            ..params(1.0)
+        };
+        let mut seen = [0usize; 3];
+        for pos in 0..2000 {
+            seen[sample_token(&logits, &p, 3, pos).unwrap_or(9) as usize] += 1;
+        }
+        assert_eq!(seen[2], 0, "token 2 is outside the 0.85 nucleus");
+        // 0.6 / 0.9 = 2/3 of draws are token 0.
+        let frac = seen[0] as f64 / 2000.0;
+        assert!((frac - 2.0 / 3.0).abs() < 0.05, "{frac}");
+    }
+
+    #[test]
+    fn min_p_drops_unlikely_tokens() {
+        let logits = [0.0f32, -0.1, -5.0];
+        let p = SamplingParams {
+            min_p: 0.5,
+            ..params(1.0)
+        };
+        for pos in 0..300 {
+            assert_ne!(sample_token(&logits, &p, 11, pos), Some(2));
+        }
+    }
+
+    #[test]
+    fn temperature_sampling_matches_softmax_frequencies() {
+        let logits = [1.0f32, 0.0, -1.0];
+        let p = params(1.0);
+        let n = 20_000;
+        let mut seen = [0usize; 3];
+        for pos in 0..n {
+            seen[sample_token(&logits, &p, 5, pos).unwrap_or(0) as usize] += 1;
+        }
+        let z: f64 = logits.iter().map(|&l| f64::from(l).exp()).sum();
+        for (i, &l) in logits.iter().enumerate() {
+            let expect = f64::from(l).exp() / z;
+            let got = seen[i] as f64 / n as f64;
+            assert!((expect - got).abs() < 0.02, "token {i}: {got} vs {expect}");
+        }
+    }
+}
