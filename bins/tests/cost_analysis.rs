@@ -178,6 +178,13 @@ fn power_example_reports_tokens_per_joule() {
     assert!(text.contains("25.600 tokens/J"), "{text}");
     assert!(text.contains("9.102 tokens/J"), "{text}");
     assert!(text.contains("measured on NVIDIA H100 80GB HBM3"), "{text}");
+    // p5.48xlarge has the benchmarked GPU model (h100-sxm): its rows are marked.
+    let p5_rows: Vec<&str> = text.lines().filter(|l| l.contains("p5.48xlarge")).collect();
+    assert_eq!(p5_rows.len(), 2, "{text}");
+    assert!(
+        p5_rows.iter().all(|l| l.trim_start().starts_with('*')),
+        "{text}"
+    );
 }
 
 #[test]

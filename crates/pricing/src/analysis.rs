@@ -57,6 +57,10 @@ pub struct CostRow {
     pub kwh_per_1m_tokens: Option<f64>,
     /// GPU the benchmark ran on, if the results file says.
     pub measured_on_gpu: Option<String>,
+    /// Whether this offer has the GPU model the benchmark ran on (its architecture key
+    /// equals the offer's `gpu_model`): the row's throughput is then a measurement for that
+    /// GPU, not a what-if.
+    pub measured_gpu_model: bool,
     /// Date of the offer's price.
     pub price_date: Option<String>,
     /// Source URL of the offer's price.
@@ -88,6 +92,7 @@ impl CostRow {
             tokens_per_joule: efficiency.map(|e| e.0),
             kwh_per_1m_tokens: efficiency.map(|e| e.kwh_per_1m_tokens()),
             measured_on_gpu: record.gpu.clone(),
+            measured_gpu_model: record.gpu_arch.as_deref() == Some(offer.gpu_model.as_str()),
             price_date: offer.price_date.clone(),
             price_source: offer.source.clone(),
         })
@@ -199,6 +204,7 @@ mod tests {
             avg_power: None,
             energy: None,
             gpu: None,
+            gpu_arch: None,
             device: None,
         }
     }
@@ -273,6 +279,27 @@ mod tests {
             1.0e6 / 3.0 / 3.6e6,
             max_relative = 1e-12
         );
+    }
+
+    #[test]
+    fn rows_on_the_benchmarked_gpu_model_are_flagged() {
+        let mut r = record("m", 100.0);
+        r.gpu_arch = Some("t4".into());
+        let mut l4 = offer("l4-box", 1, 1.0);
+        l4.gpu_model = "l4".into();
+        let table = CostTable::build(
+            &[r],
+            &[offer("t4-box", 1, 1.0), l4],
+            GpusUsed::All,
+            SortKey::Cost,
+        )
+        .unwrap();
+        let flagged: Vec<(&str, bool)> = table
+            .rows
+            .iter()
+            .map(|r| (r.instance_type.as_str(), r.measured_gpu_model))
+            .collect();
+        assert_eq!(flagged, [("t4-box", true), ("l4-box", false)]);
     }
 
     #[test]

@@ -20,6 +20,7 @@ pub fn cost_table_text(rows: &[CostRow]) -> String {
         }
     }
     let headers = [
+        "",
         "provider",
         "instance",
         "GPU",
@@ -31,6 +32,7 @@ pub fn cost_table_text(rows: &[CostRow]) -> String {
         "tok/s per GPU-$",
     ];
     let aligns = [
+        Align::Left,
         Align::Left,
         Align::Left,
         Align::Left,
@@ -68,6 +70,7 @@ pub fn cost_table_text(rows: &[CostRow]) -> String {
             .iter()
             .map(|r| {
                 vec![
+                    if r.measured_gpu_model { "*" } else { "" }.to_string(),
                     r.provider.clone(),
                     r.instance_type.clone(),
                     r.gpu_model.clone(),
@@ -85,9 +88,9 @@ pub fn cost_table_text(rows: &[CostRow]) -> String {
     out.push_str(&format!("{rule}\n"));
     out.push_str(
         "Every row applies the measured throughput to that instance's on-demand price; only\n\
-         the GPU the benchmark ran on is a measurement, the others are what-ifs. GPUs = billed/\n\
-         in instance ($/hour is scaled by that share). Price dates and sources:\n\
-         cost-analysis --list-instances\n",
+         rows with the GPU model the benchmark ran on (marked *) are measurements, the others\n\
+         are what-ifs. GPUs = billed/in instance ($/hour is scaled by that share).\n\
+         Price dates, sources and caveats: cost-analysis --list-instances\n",
     );
     out
 }
@@ -247,7 +250,11 @@ mod tests {
         // Seed: $0.7306 per 1M tokens, 1,368,821 tokens per dollar.
         assert!(text.contains("$0.7306"), "{text}");
         assert!(text.contains("1,368,821"), "{text}");
-        assert!(text.contains("g4dn.xlarge"), "{text}");
+        let row = text.lines().find(|l| l.contains("g4dn.xlarge")).unwrap();
+        assert!(
+            row.starts_with("  *  aws "),
+            "benchmarked GPU not marked: {row}"
+        );
     }
 
     #[test]

@@ -39,6 +39,9 @@ pub struct BenchmarkRecord {
     pub energy: Option<Joules>,
     /// GPU name from `gpu` or `manifest.gpu`, if present.
     pub gpu: Option<String>,
+    /// gpu-probe architecture key of that GPU: the `arch` (or `key`) of a `gpu` object, else
+    /// [`gpu_probe::find_arch`] applied to the name (`"Tesla T4"` → `"t4"`).
+    pub gpu_arch: Option<String>,
     /// `device`, if present.
     pub device: Option<String>,
 }
@@ -189,11 +192,11 @@ fn parse_record(
         }
     };
     let text = |key: &str| map.get(key).and_then(Value::as_str).map(str::to_string);
-    let gpu = gpu_name(map.get("gpu")).or_else(|| {
-        map.get("manifest")
-            .and_then(|m| m.get("gpu"))
-            .and_then(|g| gpu_name(Some(g)))
-    });
+    let gpu_value = map
+        .get("gpu")
+        .or_else(|| map.get("manifest").and_then(|m| m.get("gpu")));
+    let gpu = gpu_name(gpu_value);
+    let gpu_arch = gpu_arch_key(gpu_value, gpu.as_deref());
     let into = |what: &str, v: f64| format!("`{what}` {v} rejected");
     Ok(BenchmarkRecord {
         model,
@@ -211,6 +214,7 @@ fn parse_record(
             .transpose()
             .map_err(|e| e.to_string())?,
         gpu,
+        gpu_arch,
         device: text("device"),
     })
 }
@@ -230,6 +234,19 @@ fn gpu_name(value: Option<&Value>) -> Option<String> {
         Value::Object(o) => o.get("name").and_then(Value::as_str).map(str::to_string),
         _ => None,
     }
+}
+
+/// The architecture key: an explicit `arch`/`key` of a `gpu` object if gpu-probe knows it,
+/// else gpu-probe's match of the GPU name.
+fn gpu_arch_key(value: Option<&Value>, name: Option<&str>) -> Option<String> {
+    let explicit = value
+        .and_then(|v| v.get("arch").or_else(|| v.get("key")))
+        .and_then(Value::as_str);
+    explicit
+        .into_iter()
+        .chain(name)
+        .find_map(gpu_probe::find_arch)
+        .map(|arch| arch.key.to_string())
 }
 
 fn strip_position(rendered: &str) -> String {

@@ -33,6 +33,11 @@ fn array_with_extra_keys_and_rich_fields() {
     let opt = &r.records[1];
     assert_eq!(opt.output_throughput, Some(850.5));
     assert_eq!(opt.gpu.as_deref(), Some("NVIDIA H100"));
+    // "NVIDIA H100" alone does not say SXM or PCIe; gpu-probe may or may not decide.
+    assert!(matches!(
+        opt.gpu_arch.as_deref(),
+        None | Some("h100-sxm" | "h100-pcie")
+    ));
     assert_eq!(opt.device.as_deref(), Some("cuda:0"));
     // 900 tok/s / 300 W = 3 tokens/J.
     assert_relative_eq!(opt.tokens_per_joule().unwrap().0, 3.0);
@@ -161,4 +166,21 @@ fn bad_power_or_missing_model_is_an_error() {
 fn load_reports_missing_file() {
     let err = BenchmarkResults::load(Path::new("/no/such/results.json")).unwrap_err();
     assert!(matches!(err, PricingError::Io { .. }));
+}
+
+#[test]
+fn gpu_arch_key_from_name_or_explicit_key() {
+    let by_name = r#"{"model": "m", "throughput_tokens_per_sec": 1, "gpu": "Tesla T4"}"#;
+    assert_eq!(
+        parse(by_name).unwrap().records[0].gpu_arch.as_deref(),
+        Some("t4")
+    );
+    let explicit = r#"{"model": "m", "throughput_tokens_per_sec": 1,
+                       "gpu": {"name": "some card", "arch": "l40s"}}"#;
+    assert_eq!(
+        parse(explicit).unwrap().records[0].gpu_arch.as_deref(),
+        Some("l40s")
+    );
+    let unknown = r#"{"model": "m", "throughput_tokens_per_sec": 1, "gpu": "Voodoo 2"}"#;
+    assert_eq!(parse(unknown).unwrap().records[0].gpu_arch, None);
 }
