@@ -106,7 +106,7 @@ pub struct GpuTrace {
 }
 
 impl GpuTrace {
-    fn unavailable(device_index: u32, interval: Duration, reason: String) -> Self {
+    fn without_samples(device_index: u32, interval: Duration, reason: String) -> Self {
         GpuTrace {
             unavailable: Some(reason),
             device_index,
@@ -206,9 +206,9 @@ impl GpuSampler {
     pub fn stop(mut self) -> GpuTrace {
         let (index, interval) = (self.device_index, self.interval);
         match std::mem::replace(&mut self.state, SamplerState::Stopped) {
-            SamplerState::Disabled(reason) => GpuTrace::unavailable(index, interval, reason),
+            SamplerState::Disabled(reason) => GpuTrace::without_samples(index, interval, reason),
             SamplerState::Stopped => {
-                GpuTrace::unavailable(index, interval, "sampler already stopped".into())
+                GpuTrace::without_samples(index, interval, "sampler already stopped".into())
             }
             SamplerState::Running { stop, thread } => match join(stop, thread) {
                 Ok(samples) => GpuTrace {
@@ -218,7 +218,7 @@ impl GpuSampler {
                     summary: GpuTraceSummary::from_samples(&samples),
                     samples,
                 },
-                Err(reason) => GpuTrace::unavailable(index, interval, reason),
+                Err(reason) => GpuTrace::without_samples(index, interval, reason),
             },
         }
     }
