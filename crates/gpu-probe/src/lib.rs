@@ -13,6 +13,7 @@
 //! | [`ArchSpec`] / [`arch_table`] | built-in datasheet rows (T4 ... B200), dense peaks per [`Precision`] |
 //! | [`match_arch`] | NVML name + compute capability + memory → table row |
 //! | [`nvml`] | the shared NVML start-up with the typed "no NVIDIA GPU" error |
+//! | [`render_report`] / [`render_arch_table`] | the text `gpu-specs` prints |
 //! | `cuda` feature | SM count and CUDA ordinal from the CUDA driver API ([`cuda_devices`]) |
 //!
 //! ```
@@ -43,6 +44,7 @@ mod error;
 mod gpu;
 mod host;
 mod precision;
+mod render;
 mod report;
 
 pub use arch::{
@@ -57,6 +59,7 @@ pub use gpu::{
 };
 pub use host::{HostInfo, UNKNOWN};
 pub use precision::Precision;
+pub use render::{render_arch_spec, render_arch_table, render_report};
 pub use report::{probe, GpuSpecsDocument, MatchedArch, SystemReport, TutorialGpuSpecs};
 
 /// Re-export of the NVML wrapper, so callers of [`nvml`] and [`throttle_reason_names`] use
