@@ -151,6 +151,9 @@ pub enum EngineError {
     /// A request id the engine does not know (never added, or already finished).
     #[error("unknown request {0}")]
     UnknownRequest(u64),
+    /// A device memory query failed (CUDA driver).
+    #[error("device memory query failed: {0}")]
+    DeviceQuery(String),
     /// The scheduler could not make progress although requests are unfinished (a bug).
     #[error("engine stalled: {waiting} waiting and {running} running requests but nothing could be scheduled")]
     Stalled {

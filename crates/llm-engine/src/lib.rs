@@ -7,6 +7,7 @@
 pub mod attention;
 pub mod block_pool;
 pub mod config;
+pub mod engine;
 pub mod error;
 pub mod kv_cache_storage;
 pub mod models;
@@ -23,5 +24,6 @@ pub use config::{Architecture, ModelConfig};
 pub use error::{EngineError, Result};
 pub use kv_cache_storage::PagedKvStorage;
 pub use models::{load_model, resolve_model, CausalLm, LoadFormat, LoadedModel, ModelSource, SeqSlice};
+pub use engine::{CompletedRequest, Engine, EngineConfig, KvCacheInfo, RequestOutput};
 pub use request::{FinishReason, Prompt, RequestId};
 pub use sampling::SamplingParams;
