@@ -159,11 +159,12 @@ fn probe_device(nvml: &Nvml, index: u32, cuda: &Result<Vec<CudaDeviceFacts>>) ->
         }
     };
     let mut r = FieldReader::default();
+    let pci = r.read("pci_bus_id", device.pci_info());
     let mut info = read_nvml_fields(&device, index, &mut r);
+    info.pci_bus_id = pci.as_ref().map(|p| p.bus_id.clone());
 
     // SM count: the CUDA driver (matched by UUID, else PCI location), else NVML's device
     // attributes, else the architecture table.
-    let pci = device.pci_info().ok();
     match cuda {
         Ok(list) => {
             let by_uuid = info
@@ -216,7 +217,7 @@ fn probe_device(nvml: &Nvml, index: u32, cuda: &Result<Vec<CudaDeviceFacts>>) ->
     info
 }
 
-/// Every field NVML answers directly.
+/// Every field NVML answers directly, except the PCI location (read by the caller).
 fn read_nvml_fields(device: &Device<'_>, index: u32, r: &mut FieldReader) -> GpuInfo {
     let name = r
         .read("name", device.name())
@@ -242,7 +243,7 @@ fn read_nvml_fields(device: &Device<'_>, index: u32, r: &mut FieldReader) -> Gpu
         index,
         name,
         uuid: r.read("uuid", device.uuid()),
-        pci_bus_id: r.read("pci_bus_id", device.pci_info()).map(|p| p.bus_id),
+        pci_bus_id: None,
         cuda_ordinal: None,
         nvml_architecture: r
             .read("nvml_architecture", device.architecture())
