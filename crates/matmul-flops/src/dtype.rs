@@ -108,6 +108,16 @@ impl GemmDtype {
         }
     }
 
+    /// The oldest CUDA compute capability with tensor cores for this dtype, where one is
+    /// needed: fp8 needs 8.9 (Ada, Hopper), bf16 and tf32 need 8.0 (Ampere).
+    pub fn min_compute_capability(self) -> Option<(u32, u32)> {
+        match self {
+            GemmDtype::Fp8E4m3 => Some((8, 9)),
+            GemmDtype::Bf16 | GemmDtype::Tf32 => Some((8, 0)),
+            _ => None,
+        }
+    }
+
     /// The unit of the throughput: `TFLOP/s` for floating point, `TOP/s` for int8.
     pub fn throughput_unit(self) -> &'static str {
         match self {
@@ -179,6 +189,14 @@ mod tests {
     fn list_keeps_order_and_drops_repeats() {
         let l = GemmDtype::parse_list("bf16, fp16,bf16").ok();
         assert_eq!(l, Some(vec![GemmDtype::Bf16, GemmDtype::Fp16]));
+    }
+
+    #[test]
+    fn fp8_needs_ada_or_hopper() {
+        let cc = GemmDtype::Fp8E4m3.min_compute_capability().unwrap();
+        assert!((8, 0) < cc, "A100 has no fp8 tensor cores");
+        assert!((8, 9) >= cc, "L4/L40S (and so H100) do");
+        assert_eq!(GemmDtype::Fp16.min_compute_capability(), None);
     }
 
     #[test]

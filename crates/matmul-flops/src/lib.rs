@@ -59,6 +59,7 @@ pub mod error;
 pub mod fp8;
 pub mod mode;
 pub mod operands;
+pub mod report;
 pub mod result;
 pub mod runner;
 pub mod shape;

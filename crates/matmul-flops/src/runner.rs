@@ -294,6 +294,12 @@ mod tests {
         assert!(r.peak_tflops.is_none() && r.clocks.is_none());
         assert!(r.rotation_sets > 1);
         assert_eq!(r.flops, 2.0 * 96f64.powi(3));
+        let table = crate::report::gemm_table(std::slice::from_ref(&r));
+        assert!(table.contains("GFLOP/s"), "{table}");
+        assert!(
+            table.contains("fp32 in, fp32 accumulate, fp32 out"),
+            "{table}"
+        );
     }
 
     #[test]

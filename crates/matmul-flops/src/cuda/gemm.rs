@@ -92,13 +92,12 @@ impl GemmBackend for CudaGemmBackend {
 
     fn supports(&self, dtype: GemmDtype) -> Result<()> {
         let (major, minor) = self.dev.compute_capability;
-        let need = match dtype {
-            GemmDtype::Fp8E4m3 => Some(((8, 9), "fp8 tensor cores")),
-            GemmDtype::Bf16 | GemmDtype::Tf32 => Some(((8, 0), "bf16/tf32 tensor cores")),
-            _ => None,
+        let what = match dtype {
+            GemmDtype::Fp8E4m3 => "fp8 tensor cores",
+            _ => "bf16/tf32 tensor cores",
         };
-        match need {
-            Some((cc, what)) if (major, minor) < cc => Err(MatmulError::UnsupportedDtype {
+        match dtype.min_compute_capability() {
+            Some(cc) if (major, minor) < cc => Err(MatmulError::UnsupportedDtype {
                 dtype,
                 device: format!("{} ({})", self.dev.info.device, self.dev.info.name),
                 reason: format!(
