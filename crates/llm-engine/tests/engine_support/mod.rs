@@ -75,7 +75,7 @@ pub fn prompts(lens: &[usize], vocab: usize, salt: u64) -> Vec<Prompt> {
         .map(|(i, &len)| {
             let mut x = salt
                 .wrapping_mul(6364136223846793005)
-                .wrapping_add(i as u64 * 1442695040888963407 + 1);
+                .wrapping_add((i as u64).wrapping_mul(1442695040888963407) + 1);
             Prompt::Tokens(
                 (0..len)
                     .map(|_| {
