@@ -13,6 +13,7 @@ mod cuda_memory;
 pub mod kv_sizing;
 mod output;
 pub mod profile;
+pub mod workload;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
