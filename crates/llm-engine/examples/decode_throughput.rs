@@ -1,0 +1,263 @@
+//! Decode throughput of our engine against candle-transformers' `llama` on the same weights
+//! (tiny-llama's shape, random weights saved as a Hugging Face folder), and of our engine at
+//! batch 16 against batch 1. CPU by default; the numbers go into docs/PERFORMANCE.md.
+//!
+//! ```text
+//! cargo run --release -p llm-engine --example decode_throughput [-- --device cuda --steps 256]
+//! ```
+//!
+//! Method: each run prefills its prompt(s) (64 tokens), then times `--steps` greedy decode
+//! steps: tokens generated / wall time, median of `--repeats` runs. Ours is measured through
+//! the whole engine (scheduler, paged KV cache, sampling); candle-transformers' through its
+//! `Llama::forward` with its contiguous KV cache and a host argmax.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Instant;
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use candle_transformers::models::llama as ref_llama;
+use llm_engine::engine::EngineConfig;
+use llm_engine::sampling::argmax;
+use llm_engine::{Engine, LoadFormat, Prompt, SamplingParams};
+
+const PROMPT_LEN: usize = 64;
+
+struct Opts {
+    device: String,
+    steps: usize,
+    repeats: usize,
+}
+
+fn parse_opts() -> Result<Opts, String> {
+    let mut o = Opts {
+        device: "cpu".into(),
+        steps: 128,
+        repeats: 5,
+    };
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut i = 0;
+    while i < args.len() {
+        let val = args
+            .get(i + 1)
+            .ok_or_else(|| format!("{} needs a value", args[i]))?;
+        match args[i].as_str() {
+            "--device" => o.device = val.clone(),
+            "--steps" => o.steps = val.parse().map_err(|e| format!("--steps: {e}"))?,
+            "--repeats" => o.repeats = val.parse().map_err(|e| format!("--repeats: {e}"))?,
+            other => {
+                return Err(format!(
+                    "unknown flag {other} (use --device, --steps, --repeats)"
+                ))
+            }
+        }
+        i += 2;
+    }
+    Ok(o)
+}
+
+/// tiny-llama's shape as a Hugging Face config.
+fn config_json() -> serde_json::Value {
+    serde_json::json!({
+        "architectures": ["LlamaForCausalLM"], "model_type": "llama",
+        "hidden_size": 256, "intermediate_size": 688, "num_hidden_layers": 4,
+        "num_attention_heads": 8, "num_key_value_heads": 4, "vocab_size": 4096,
+        "max_position_embeddings": 2048, "rms_norm_eps": 1e-5, "rope_theta": 10000.0,
+        "tie_word_embeddings": false, "bos_token_id": 1, "eos_token_id": 2,
+        "hidden_act": "silu", "torch_dtype": "float32"
+    })
+}
+
+/// Random weights with Hugging Face Llama names, written as model.safetensors + config.json.
+fn write_weights(dir: &Path) -> Result<(), Box<dyn std::error::Error>> {
+    let (h, i, l, v) = (256usize, 688usize, 4usize, 4096usize);
+    let kv = 4 * 32;
+    let dev = Device::Cpu;
+    let mut t: HashMap<String, Tensor> = HashMap::new();
+    let mut rnd = |name: String, shape: &[usize]| -> candle_core::Result<()> {
+        t.insert(name, Tensor::randn(0f32, 0.05, shape, &dev)?);
+        Ok(())
+    };
+    rnd("model.embed_tokens.weight".into(), &[v, h])?;
+    rnd("lm_head.weight".into(), &[v, h])?;
+    for n in 0..l {
+        let p = format!("model.layers.{n}");
+        rnd(format!("{p}.self_attn.q_proj.weight"), &[h, h])?;
+        rnd(format!("{p}.self_attn.k_proj.weight"), &[kv, h])?;
+        rnd(format!("{p}.self_attn.v_proj.weight"), &[kv, h])?;
+        rnd(format!("{p}.self_attn.o_proj.weight"), &[h, h])?;
+        rnd(format!("{p}.mlp.gate_proj.weight"), &[i, h])?;
+        rnd(format!("{p}.mlp.up_proj.weight"), &[i, h])?;
+        rnd(format!("{p}.mlp.down_proj.weight"), &[h, i])?;
+    }
+    for n in 0..l {
+        let p = format!("model.layers.{n}");
+        t.insert(
+            format!("{p}.input_layernorm.weight"),
+            Tensor::ones(h, DType::F32, &dev)?,
+        );
+        t.insert(
+            format!("{p}.post_attention_layernorm.weight"),
+            Tensor::ones(h, DType::F32, &dev)?,
+        );
+    }
+    t.insert(
+        "model.norm.weight".into(),
+        Tensor::ones(h, DType::F32, &dev)?,
+    );
+    candle_core::safetensors::save(&t, dir.join("model.safetensors"))?;
+    std::fs::write(dir.join("config.json"), config_json().to_string())?;
+    Ok(())
+}
+
+fn prompt(seed: usize) -> Vec<u32> {
+    (0..PROMPT_LEN)
+        .map(|k| ((k * 131 + seed * 977 + 7) % 4000) as u32 + 3)
+        .collect()
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    xs[xs.len() / 2]
+}
+
+/// Our engine: `batch` requests, prefill, then `steps` decode steps timed.
+fn ours(
+    dir: &Path,
+    device: &str,
+    batch: usize,
+    steps: usize,
+) -> Result<f64, Box<dyn std::error::Error>> {
+    let mut e = Engine::new(EngineConfig {
+        model: dir.to_string_lossy().into_owned(),
+        load_format: LoadFormat::Safetensors,
+        device: device.into(),
+        kv_cache_bytes: Some(256 << 20),
+        enable_prefix_caching: false,
+        ..EngineConfig::default()
+    })?;
+    let params = SamplingParams {
+        ignore_eos: true,
+        detokenize: false,
+        ..SamplingParams::greedy(steps + 1)
+    };
+    for b in 0..batch {
+        e.add_request(Prompt::Tokens(prompt(b)), params.clone())?;
+    }
+    // The prefill step gives every request its first token.
+    e.step()?;
+    let t = Instant::now();
+    let mut tokens = 0usize;
+    while e.has_unfinished_requests() {
+        tokens += e
+            .step()?
+            .iter()
+            .map(|o| o.new_token_ids.len())
+            .sum::<usize>();
+    }
+    Ok(tokens as f64 / t.elapsed().as_secs_f64())
+}
+
+/// Our model alone (no engine): `batch` sequences, block tables by hand, host argmax; shows
+/// how much of a step is the engine's own work (scheduling, bookkeeping, outputs).
+fn model_only(
+    dir: &Path,
+    device: &Device,
+    batch: usize,
+    steps: usize,
+) -> Result<f64, Box<dyn std::error::Error>> {
+    use llm_engine::models::{load_model, ModelSource, PagedKvStorage, SeqSlice};
+    let m = load_model(
+        &ModelSource::Dir(dir.to_path_buf()),
+        LoadFormat::Safetensors,
+        DType::F32,
+        device,
+        0,
+    )?;
+    let bs = 16;
+    let per_seq = (PROMPT_LEN + steps + 1).div_ceil(bs);
+    let mut kv = PagedKvStorage::new(&m.config, per_seq * batch, bs, DType::F32, device)?;
+    let tables: Vec<Vec<u32>> = (0..batch)
+        .map(|b| ((b * per_seq) as u32..((b + 1) * per_seq) as u32).collect())
+        .collect();
+    let mut slices: Vec<SeqSlice> = (0..batch)
+        .map(|b| SeqSlice {
+            token_ids: prompt(b),
+            start_pos: 0,
+            block_table: tables[b].clone(),
+            want_logits: true,
+        })
+        .collect();
+    let next = |logits: &Tensor| -> Result<Vec<u32>, Box<dyn std::error::Error>> {
+        let rows = logits.to_vec2::<f32>()?;
+        Ok(rows.iter().map(|r| argmax(r).unwrap_or(0)).collect())
+    };
+    let mut toks = next(&m.model.forward(&slices, &mut kv)?)?;
+    let t = Instant::now();
+    for s in 0..steps {
+        for (b, sl) in slices.iter_mut().enumerate() {
+            sl.token_ids = vec![toks[b]];
+            sl.start_pos = PROMPT_LEN + s;
+        }
+        toks = next(&m.model.forward(&slices, &mut kv)?)?;
+    }
+    Ok((steps * batch) as f64 / t.elapsed().as_secs_f64())
+}
+
+/// candle-transformers' llama at batch 1: prefill, then `steps` decode steps timed.
+fn reference(dir: &Path, device: &Device, steps: usize) -> Result<f64, Box<dyn std::error::Error>> {
+    let cfg: ref_llama::LlamaConfig = serde_json::from_value(config_json())?;
+    let cfg = cfg.into_config(false);
+    // SAFETY: the file was just written by this process and is not modified while mapped.
+    let vb = unsafe {
+        VarBuilder::from_mmaped_safetensors(&[dir.join("model.safetensors")], DType::F32, device)?
+    };
+    let model = ref_llama::Llama::load(vb, &cfg)?;
+    let mut cache = ref_llama::Cache::new(true, DType::F32, &cfg, device)?;
+    let p = prompt(0);
+    let input = Tensor::new(p.as_slice(), device)?.unsqueeze(0)?;
+    let logits = model.forward(&input, 0, &mut cache)?;
+    let mut next = argmax(&logits.squeeze(0)?.to_vec1::<f32>()?).ok_or("no logits")?;
+    let t = Instant::now();
+    for s in 0..steps {
+        let input = Tensor::new(&[next], device)?.unsqueeze(0)?;
+        let logits = model.forward(&input, PROMPT_LEN + s, &mut cache)?;
+        next = argmax(&logits.squeeze(0)?.to_vec1::<f32>()?).ok_or("no logits")?;
+    }
+    Ok(steps as f64 / t.elapsed().as_secs_f64())
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let o = parse_opts()?;
+    let dir = tempfile::tempdir()?;
+    write_weights(dir.path())?;
+    let device: llm_engine::engine::DeviceSpec = o.device.parse()?;
+    let cdev = device.open()?;
+    let mut rows = Vec::new();
+    let runs = |f: &mut dyn FnMut() -> Result<f64, Box<dyn std::error::Error>>| -> Result<f64, Box<dyn std::error::Error>> {
+        f()?; // warm-up
+        let mut xs = Vec::new();
+        for _ in 0..o.repeats {
+            xs.push(f()?);
+        }
+        Ok(median(xs))
+    };
+    let r1 = runs(&mut || reference(dir.path(), &cdev, o.steps))?;
+    rows.push(("candle-transformers llama, batch 1", r1));
+    let b1 = runs(&mut || ours(dir.path(), &o.device, 1, o.steps))?;
+    rows.push(("llm-engine, batch 1", b1));
+    let b16 = runs(&mut || ours(dir.path(), &o.device, 16, o.steps))?;
+    rows.push(("llm-engine, batch 16", b16));
+    let m1 = runs(&mut || model_only(dir.path(), &cdev, 1, o.steps))?;
+    rows.push(("model forward only (no engine), batch 1", m1));
+    let m16 = runs(&mut || model_only(dir.path(), &cdev, 16, o.steps))?;
+    rows.push(("model forward only (no engine), batch 16", m16));
+    println!("decode throughput, tiny-llama shape (5 M params, f32), {} prompt tokens, {} decode steps, median of {}, device {}", PROMPT_LEN, o.steps, o.repeats, device);
+    for (name, v) in &rows {
+        println!("  {name:<42} {v:>10.1} tok/s");
+    }
+    println!("  ours / candle-transformers (batch 1): {:.2}x", b1 / r1);
+    println!("  ours batch 16 / batch 1:              {:.2}x", b16 / b1);
+    Ok(())
+}
