@@ -36,7 +36,9 @@ pub struct CudaGemmBackend {
     dev: OpenDevice,
     handle: LtHandle,
     workspace: CudaSlice<u8>,
-    kernels: Kernels,
+    /// Our helper kernels (the pre-batch `spin`); `None` if NVRTC failed, which only costs
+    /// accuracy on GEMMs shorter than the host's launch overhead.
+    kernels: Option<Kernels>,
     timer: EventTimer,
 }
 
@@ -58,7 +60,13 @@ impl CudaGemmBackend {
             4 << 20
         };
         let workspace = dev.stream.alloc_zeros::<u8>(ws_bytes)?;
-        let kernels = Kernels::load(&dev.ctx, dev.compute_capability)?;
+        let kernels = match Kernels::load(&dev.ctx, dev.compute_capability) {
+            Ok(k) => Some(k),
+            Err(e) => {
+                tracing::warn!(error = %e, "helper kernels unavailable; timing without the pre-batch spin");
+                None
+            }
+        };
         let timer = EventTimer::new(dev.ctx.clone());
         Ok(Self {
             dev,
@@ -525,7 +533,7 @@ impl PreparedGemm for CudaGemm<'_> {
         let times = timer.time(
             &stream,
             count,
-            || kernels.spin(&stream),
+            || kernels.as_ref().map_or(Ok(()), |k| k.spin(&stream)),
             |_| {
                 let this = set;
                 set = (set + 1) % sets;
