@@ -6,6 +6,27 @@
 //! samples one token for every sequence that reached the end of its known tokens, checks stop
 //! conditions, and reports per-request progress with per-token timestamps.
 //! [`Engine::generate`] adds prompts and steps until they are all done.
+//!
+//! ```
+//! use llm_engine::{Engine, EngineConfig, LoadFormat, Prompt, SamplingParams};
+//!
+//! # fn main() -> llm_engine::Result<()> {
+//! // tiny-llama with random weights on the CPU: no download needed.
+//! let mut engine = Engine::new(EngineConfig {
+//!     model: "tiny-llama".into(),
+//!     load_format: LoadFormat::Dummy,
+//!     max_model_len: Some(128),
+//!     kv_cache_bytes: Some(16 << 20),
+//!     ..EngineConfig::default()
+//! })?;
+//! let params = SamplingParams { ignore_eos: true, ..SamplingParams::greedy(4) };
+//! let done = engine.generate(&[Prompt::Tokens(vec![5, 6, 7]), Prompt::Tokens(vec![9; 40])], &params)?;
+//! assert!(done.iter().all(|d| d.output_token_ids.len() == 4));
+//! assert_eq!(engine.num_free_blocks(), engine.kv_cache_info().num_blocks);
+//! println!("TTFT {:?} s", done[0].timings.ttft_s());
+//! # Ok(())
+//! # }
+//! ```
 
 mod config;
 #[cfg(feature = "cuda")]
