@@ -205,6 +205,7 @@ fn abort_frees_blocks_and_step_reports_progress() {
     while e.has_unfinished_requests() {
         for o in e.step().expect("step") {
             assert_eq!(o.request_id, ids[1]);
+            assert_eq!(o.timings.token_times_s.len(), o.output_token_ids.len());
             if let Some(c) = o.completed {
                 times = c.timings.token_times_s.clone();
                 assert!(c.timings.arrival_s <= c.timings.first_scheduled_s.unwrap_or(f64::MAX));

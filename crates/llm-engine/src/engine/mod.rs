@@ -426,6 +426,7 @@ impl Engine {
                         .get(&r.id)
                         .map(|t| t.detokenizer.text().to_string()),
                     finish_reason: None,
+                    timings: self.timings(r),
                     completed: None,
                 });
             }
@@ -519,6 +520,14 @@ impl Engine {
         Ok(None)
     }
 
+    fn timings(&self, req: &Request) -> RequestTimings {
+        RequestTimings {
+            arrival_s: self.secs(req.arrival),
+            first_scheduled_s: req.first_scheduled.map(|t| self.secs(t)),
+            token_times_s: req.token_times.iter().map(|&t| self.secs(t)).collect(),
+        }
+    }
+
     /// Builds the last output of a finished request and forgets it.
     fn final_output(&mut self, id: RequestId, new_token_ids: Vec<u32>) -> Option<RequestOutput> {
         let req = self.scheduler.take_finished(id)?;
@@ -531,11 +540,7 @@ impl Engine {
             _ => FinishReason::Abort,
         };
         self.stats.num_cached_prompt_tokens += req.num_cached_prompt_tokens as u64;
-        let timings = RequestTimings {
-            arrival_s: self.secs(req.arrival),
-            first_scheduled_s: req.first_scheduled.map(|t| self.secs(t)),
-            token_times_s: req.token_times.iter().map(|&t| self.secs(t)).collect(),
-        };
+        let timings = self.timings(&req);
         let output_token_ids = req.output_token_ids().to_vec();
         let completed = CompletedRequest {
             request_id: id,
@@ -553,6 +558,7 @@ impl Engine {
             output_token_ids,
             text,
             finish_reason: Some(reason),
+            timings: completed.timings.clone(),
             completed: Some(Box::new(completed)),
         })
     }

@@ -65,6 +65,8 @@ pub struct RequestOutput {
     pub text: Option<String>,
     /// Set once the request is done.
     pub finish_reason: Option<FinishReason>,
+    /// Arrival, first schedule and every output token's time so far.
+    pub timings: RequestTimings,
     /// The full record, on the request's last output only.
     pub completed: Option<Box<CompletedRequest>>,
 }
