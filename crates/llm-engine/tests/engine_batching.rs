@@ -4,7 +4,7 @@
 
 mod engine_support;
 
-use candle_core::{DType, Device};
+use candle_core::DType;
 use engine_support::*;
 use llm_engine::engine::EngineConfig;
 use llm_engine::models::{load_model, LoadFormat, ModelSource, PagedKvStorage, SeqSlice};
@@ -21,11 +21,18 @@ fn mixed_lens() -> Vec<usize> {
 /// Greedy decode by full recompute: every step runs the whole sequence from position 0 into
 /// fresh blocks and takes the argmax of the last row. No cache reuse, no batching.
 fn reference_decode(prompt: &[u32], max_tokens: usize, seed: u64) -> Vec<u32> {
+    let device = match test_device()
+        .parse::<llm_engine::engine::DeviceSpec>()
+        .and_then(|d| d.open())
+    {
+        Ok(d) => d,
+        Err(e) => panic!("device: {e}"),
+    };
     let loaded = match load_model(
         &ModelSource::Preset("tiny-llama".into()),
         LoadFormat::Dummy,
         DType::F32,
-        &Device::Cpu,
+        &device,
         seed,
     ) {
         Ok(l) => l,
@@ -37,7 +44,7 @@ fn reference_decode(prompt: &[u32], max_tokens: usize, seed: u64) -> Vec<u32> {
         let bs = 16;
         let blocks = seq.len().div_ceil(bs);
         let mut kv =
-            PagedKvStorage::new(&loaded.config, blocks, bs, DType::F32, &Device::Cpu).expect("kv");
+            PagedKvStorage::new(&loaded.config, blocks, bs, DType::F32, &device).expect("kv");
         let slice = SeqSlice {
             token_ids: seq.clone(),
             start_pos: 0,

@@ -1,6 +1,7 @@
 //! The engine end to end against the golden fixtures (tiny GPT-2, OPT, Llama, Llama-3 GQA made
 //! by transformers): greedy continuations through scheduling, paged cache and sampling must
 //! equal transformers' `generate`, alone, batched, and with small prefill chunks.
+//! `LLM_ENGINE_TEST_DEVICE=cuda` runs them on a GPU (build with `--features cuda`).
 
 mod engine_support;
 
@@ -12,6 +13,7 @@ fn fixture_engine(dir: &std::path::Path, budget: usize, block_size: usize) -> ll
     engine(EngineConfig {
         model: dir.to_string_lossy().into_owned(),
         load_format: LoadFormat::Safetensors,
+        device: test_device(),
         block_size,
         max_num_batched_tokens: budget,
         kv_cache_bytes: Some(8 << 20),

@@ -48,10 +48,21 @@ pub fn golden_prompts(dir: &std::path::Path) -> Vec<GoldenPrompt> {
         .collect()
 }
 
-/// A tiny-llama engine with dummy weights on the CPU, small KV budget.
+/// The device the engine tests run on: `LLM_ENGINE_TEST_DEVICE` (e.g. `cuda`), else `cpu`.
+pub fn test_device() -> String {
+    std::env::var("LLM_ENGINE_TEST_DEVICE").unwrap_or_else(|_| "cpu".into())
+}
+
+/// Whether the tests run on the CPU.
+pub fn on_cpu() -> bool {
+    test_device() == "cpu"
+}
+
+/// A tiny-llama engine with dummy weights on the test device, small KV budget.
 pub fn tiny_config() -> EngineConfig {
     EngineConfig {
         model: "tiny-llama".into(),
+        device: test_device(),
         load_format: LoadFormat::Dummy,
         max_model_len: Some(256),
         kv_cache_bytes: Some(64 << 20),
