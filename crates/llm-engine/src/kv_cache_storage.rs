@@ -1,11 +1,12 @@
 //! The paged KV cache's tensors: for every layer one K and one V tensor holding all blocks.
 //!
-//! Layout (vLLM's PagedAttention memory design, flattened): each per-layer tensor has shape
-//! `[num_blocks * block_size, num_kv_heads, head_dim]`; the row of token position `p` of a
-//! sequence is its *slot* `block_table[p / block_size] * block_size + p % block_size`.
-//! A block is thus `block_size` consecutive rows, so copying a block (copy-on-write) is one
-//! contiguous copy per tensor, and writing the new tokens of a sequence is one contiguous copy
-//! per block they touch.
+//! Layout (vLLM's PagedAttention memory design, head-major): each per-layer tensor has shape
+//! `[num_kv_heads, num_blocks * block_size, head_dim]`; the row of token position `p` of a
+//! sequence is its *slot* `block_table[p / block_size] * block_size + p % block_size`, in
+//! every head. A block is thus `block_size` consecutive rows of each head, so writing the new
+//! tokens of a sequence is one copy per block they touch, and a gathered context comes out as
+//! `[num_kv_heads, len, head_dim]`: per head a plain matrix, which attention multiplies
+//! without any transposing copy (the layout choice that matters most on the CPU).
 //!
 //! Which blocks belong to which sequence is decided elsewhere (the tensor-free block pool);
 //! this type only stores, writes and reads rows.
@@ -15,7 +16,7 @@ use candle_core::{DType, Device, Tensor};
 use crate::config::ModelConfig;
 use crate::error::{EngineError, Result};
 
-/// Per-layer K and V tensors of shape `[num_blocks * block_size, num_kv_heads, head_dim]`.
+/// Per-layer K and V tensors of shape `[num_kv_heads, num_blocks * block_size, head_dim]`.
 #[derive(Debug)]
 pub struct PagedKvStorage {
     keys: Vec<Tensor>,
@@ -45,7 +46,7 @@ impl PagedKvStorage {
                 "KV cache needs at least one block of at least one token (got {num_blocks} blocks of {block_size})"
             )));
         }
-        let shape = (num_blocks * block_size, cfg.num_kv_heads, cfg.head_dim);
+        let shape = (cfg.num_kv_heads, num_blocks * block_size, cfg.head_dim);
         let mut keys = Vec::with_capacity(cfg.num_layers);
         let mut values = Vec::with_capacity(cfg.num_layers);
         for _ in 0..cfg.num_layers {
@@ -81,8 +82,8 @@ impl PagedKvStorage {
         let bs = self.block_size;
         let (src, dst) = (src as usize * bs, dst as usize * bs);
         for t in self.keys.iter().chain(self.values.iter()) {
-            let rows = t.narrow(0, src, bs)?.copy()?;
-            t.slice_set(&rows, 0, dst)?;
+            let rows = t.narrow(1, src, bs)?.contiguous()?;
+            t.slice_set(&rows, 1, dst)?;
         }
         Ok(())
     }
@@ -117,7 +118,7 @@ impl PagedKvStorage {
             * self.dtype.size_in_bytes()
     }
 
-    /// Layer `layer`'s K and V tensors, `[num_blocks * block_size, num_kv_heads, head_dim]`.
+    /// Layer `layer`'s K and V tensors, `[num_kv_heads, num_blocks * block_size, head_dim]`.
     ///
     /// # Errors
     /// [`EngineError::InvalidBatch`] when `layer` is out of range.
@@ -179,7 +180,7 @@ impl PagedKvStorage {
     /// [`EngineError::InvalidBatch`] for a short block table; a candle error for a shape or
     /// dtype mismatch.
     pub fn write(
-        &self,
+        &mut self,
         layer: usize,
         block_table: &[u32],
         start_pos: usize,
@@ -188,23 +189,24 @@ impl PagedKvStorage {
     ) -> Result<()> {
         let (k_cache, v_cache) = self.layer(layer)?;
         let n = k.dim(0)?;
-        let k = k.to_dtype(self.dtype)?.contiguous()?;
-        let v = v.to_dtype(self.dtype)?.contiguous()?;
-        // One contiguous run per block touched.
+        // [n, KVH, D] -> [KVH, n, D], the storage's head-major order.
+        let k = k.to_dtype(self.dtype)?.transpose(0, 1)?;
+        let v = v.to_dtype(self.dtype)?.transpose(0, 1)?;
+        // One run of consecutive slots per block touched.
         let mut done = 0;
         while done < n {
             let pos = start_pos + done;
             let slot = self.slot(block_table, pos)?;
             let run = (self.block_size - pos % self.block_size).min(n - done);
-            k_cache.slice_set(&k.narrow(0, done, run)?.contiguous()?, 0, slot)?;
-            v_cache.slice_set(&v.narrow(0, done, run)?.contiguous()?, 0, slot)?;
+            k_cache.slice_set(&k.narrow(1, done, run)?.contiguous()?, 1, slot)?;
+            v_cache.slice_set(&v.narrow(1, done, run)?.contiguous()?, 1, slot)?;
             done += run;
         }
         Ok(())
     }
 
     /// Reads the K and V rows of positions `0..len` of one sequence from layer `layer`:
-    /// two tensors `[len, num_kv_heads, head_dim]`.
+    /// two tensors `[num_kv_heads, len, head_dim]`.
     ///
     /// # Errors
     /// As [`PagedKvStorage::slots`].
@@ -218,8 +220,8 @@ impl PagedKvStorage {
         let slots = self.slots(block_table, len)?;
         let idx = Tensor::from_vec(slots, len, k_cache.device())?;
         Ok((
-            k_cache.index_select(&idx, 0)?,
-            v_cache.index_select(&idx, 0)?,
+            k_cache.index_select(&idx, 1)?,
+            v_cache.index_select(&idx, 1)?,
         ))
     }
 

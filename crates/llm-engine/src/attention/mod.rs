@@ -5,7 +5,8 @@
 //! 1. writes the slice's new K/V rows into the cache blocks its block table names
 //!    ([`PagedKvStorage::write`]),
 //! 2. gathers the K/V rows of positions `0 .. start_pos + len` back from the cache
-//!    ([`PagedKvStorage::gather`], an `index_select` over slot indices),
+//!    ([`PagedKvStorage::gather`], an `index_select` over slot indices, head-major so each
+//!    head's context is a plain matrix),
 //! 3. computes softmax(q·kᵀ·scale + causal mask)·v for the slice's queries, where the query
 //!    at position `p` sees keys at positions `<= p` (and `> p - window` with a sliding window).
 //!
@@ -13,9 +14,14 @@
 //! query heads of a group are stacked along the query axis, so one batched matmul per KV head
 //! serves them all. Scores and softmax run in f32 whatever the model dtype.
 //!
+//! Decode slices (one new token each) are attended together: their contexts are gathered into
+//! one padded `[num_kv_heads, B, T_max, head_dim]` tensor with the padding masked out, so a
+//! decode step of B sequences costs a fixed handful of tensor ops, not B times as many.
+//!
 //! This is the portable reference path (CPU, and correct on CUDA); a fused CUDA kernel can
 //! replace [`PagedAttention::forward`] behind the same signature.
 
+mod cpu_decode;
 mod mask;
 
 use candle_core::{DType, Tensor};
@@ -24,6 +30,7 @@ use crate::config::ModelConfig;
 use crate::error::{EngineError, Result};
 use crate::kv_cache_storage::PagedKvStorage;
 use crate::models::BatchLayout;
+use cpu_decode::{paged_decode_attention_cpu, DecodeProblem};
 
 pub use mask::causal_mask;
 
@@ -89,18 +96,150 @@ impl PagedAttention {
                 &v.narrow(0, off, len)?,
             )?;
         }
-        let mut outs = Vec::with_capacity(batch.slices.len());
-        for (s, &off) in batch.slices.iter().zip(&batch.offsets) {
-            let len = s.token_ids.len();
-            let ctx = s.start_pos + len;
-            let (kc, vc) = kv.gather(layer, &s.block_table, ctx)?;
-            outs.push(self.attend(&q.narrow(0, off, len)?, &kc, &vc, s.start_pos)?);
+        // Decode slices (one new token) are attended together in one padded batch; prefill
+        // chunks one by one. `parts` are concatenated, then `order` puts rows back in token order.
+        let decodes: Vec<usize> = (0..batch.slices.len())
+            .filter(|&i| batch.slices[i].token_ids.len() == 1)
+            .collect();
+        let mut parts = Vec::new();
+        let mut part_row_of_token = vec![0u32; n];
+        let mut next_row = 0u32;
+        if !decodes.is_empty() {
+            let out = if q.device().is_cpu() {
+                self.attend_decodes_cpu(&q, batch, &decodes, kv, layer)?
+            } else {
+                self.attend_decodes(&q, batch, &decodes, kv, layer)?
+            };
+            parts.push(out);
+            for &i in &decodes {
+                part_row_of_token[batch.offsets[i]] = next_row;
+                next_row += 1;
+            }
         }
-        Ok(Tensor::cat(&outs, 0)?)
+        for (i, (s, &off)) in batch.slices.iter().zip(&batch.offsets).enumerate() {
+            let len = s.token_ids.len();
+            if len == 1 && decodes.binary_search(&i).is_ok() {
+                continue;
+            }
+            let (kc, vc) = kv.gather(layer, &s.block_table, s.start_pos + len)?;
+            parts.push(self.attend(&q.narrow(0, off, len)?, &kc, &vc, s.start_pos)?);
+            for t in 0..len {
+                part_row_of_token[off + t] = next_row;
+                next_row += 1;
+            }
+        }
+        let out = if parts.len() == 1 {
+            parts.remove(0)
+        } else {
+            Tensor::cat(&parts, 0)?
+        };
+        let in_order = part_row_of_token
+            .iter()
+            .enumerate()
+            .all(|(t, &r)| r as usize == t);
+        if in_order {
+            Ok(out)
+        } else {
+            let order = Tensor::from_vec(part_row_of_token, n, out.device())?;
+            Ok(out.index_select(&order, 0)?)
+        }
+    }
+
+    /// Attention of the decode slices `which` with the CPU paged-attention kernel (reads each
+    /// cached row once, straight from the blocks). Returns `[B, H * D]`.
+    fn attend_decodes_cpu(
+        &self,
+        q: &Tensor,
+        batch: &BatchLayout<'_>,
+        which: &[usize],
+        kv: &PagedKvStorage,
+        layer: usize,
+    ) -> Result<Tensor> {
+        let rows: Vec<u32> = which.iter().map(|&i| batch.offsets[i] as u32).collect();
+        let rows = Tensor::from_vec(rows, which.len(), q.device())?;
+        let q = q.index_select(&rows, 0)?;
+        let (k_cache, v_cache) = kv.layer(layer)?;
+        let problem = DecodeProblem {
+            num_heads: self.num_heads,
+            num_kv_heads: self.num_kv_heads,
+            head_dim: self.head_dim,
+            block_size: kv.block_size(),
+            num_slots: kv.num_blocks() * kv.block_size(),
+            scale: self.scale as f32,
+            sliding_window: self.sliding_window,
+            seqs: which
+                .iter()
+                .map(|&i| {
+                    let s = &batch.slices[i];
+                    (s.block_table.as_slice(), s.start_pos + 1)
+                })
+                .collect(),
+        };
+        paged_decode_attention_cpu(&problem, &q, k_cache, v_cache)
+    }
+
+    /// Attention of the decode slices `which` (one query each) in one padded batch: their
+    /// contexts are gathered into `[B, T_max]` (padding masked out), so a step of B decodes
+    /// costs a handful of tensor ops instead of B times as many. Returns `[B, H * D]`.
+    fn attend_decodes(
+        &self,
+        q: &Tensor,
+        batch: &BatchLayout<'_>,
+        which: &[usize],
+        kv: &PagedKvStorage,
+        layer: usize,
+    ) -> Result<Tensor> {
+        let (h, kvh, d) = (self.num_heads, self.num_kv_heads, self.head_dim);
+        let g = h / kvh;
+        let b = which.len();
+        let ctxs: Vec<usize> = which
+            .iter()
+            .map(|&i| batch.slices[i].start_pos + 1)
+            .collect();
+        let t = ctxs.iter().copied().max().unwrap_or(1);
+        let mut slots = Vec::with_capacity(b * t);
+        let mut mask = Vec::with_capacity(b * t);
+        let mut rows = Vec::with_capacity(b);
+        for (&i, &ctx) in which.iter().zip(&ctxs) {
+            let s = &batch.slices[i];
+            let own = kv.slots(&s.block_table, ctx)?;
+            let pad = own.first().copied().unwrap_or(0);
+            slots.extend_from_slice(&own);
+            slots.resize(slots.len() + (t - ctx), pad);
+            let p = ctx - 1;
+            mask.extend((0..t).map(|j| {
+                let visible = j <= p && self.sliding_window.is_none_or(|w| j + w > p);
+                if visible {
+                    0f32
+                } else {
+                    f32::NEG_INFINITY
+                }
+            }));
+            rows.push(batch.offsets[i] as u32);
+        }
+        let device = q.device();
+        let (k_cache, v_cache) = kv.layer(layer)?;
+        let slots = Tensor::from_vec(slots, b * t, device)?;
+        // [KVH, B*T, D] -> [KVH, B, T, D]: per (head, sequence) a plain [T, D] matrix.
+        let k = k_cache.index_select(&slots, 1)?.reshape((kvh, b, t, d))?;
+        let v = v_cache.index_select(&slots, 1)?.reshape((kvh, b, t, d))?;
+        let rows = Tensor::from_vec(rows, b, device)?;
+        // [B, H, D] = [B, KVH, G, D] -> [KVH, B, G, D]
+        let q = q
+            .index_select(&rows, 0)?
+            .reshape((b, kvh, g, d))?
+            .transpose(0, 1)?
+            .contiguous()?;
+        let scores = (q.matmul(&k.transpose(2, 3)?)?.to_dtype(DType::F32)? * self.scale)?; // [KVH, B, G, T]
+        let mask = Tensor::from_vec(mask, (1, b, 1, t), device)?;
+        let probs =
+            candle_nn::ops::softmax_last_dim(&scores.broadcast_add(&mask)?)?.to_dtype(q.dtype())?;
+        let out = probs.matmul(&v)?; // [KVH, B, G, D]
+        Ok(out.transpose(0, 1)?.contiguous()?.reshape((b, h * d))?)
     }
 
     /// Causal attention of `len` queries at positions `start_pos ..` over `ctx` keys at
-    /// positions `0 .. ctx`: `q` `[len, H, D]`, `k`/`v` `[ctx, KVH, D]` → `[len, H * D]`.
+    /// positions `0 .. ctx`: `q` `[len, H, D]`, `k`/`v` `[KVH, ctx, D]` → `[len, H * D]`.
     ///
     /// # Errors
     /// Candle errors on inconsistent shapes.
@@ -108,7 +247,7 @@ impl PagedAttention {
         let (h, kvh, d) = (self.num_heads, self.num_kv_heads, self.head_dim);
         let g = h / kvh;
         let len = q.dim(0)?;
-        let ctx = k.dim(0)?;
+        let ctx = k.dim(1)?;
         let dtype = q.dtype();
         // [len, KVH, G, D] -> [KVH, G, len, D] -> [KVH, G*len, D]
         let q = q
@@ -116,8 +255,7 @@ impl PagedAttention {
             .permute((1, 2, 0, 3))?
             .contiguous()?
             .reshape((kvh, g * len, d))?;
-        let k_t = k.permute((1, 2, 0))?.contiguous()?; // [KVH, D, ctx]
-        let v = v.transpose(0, 1)?.contiguous()?; // [KVH, ctx, D]
+        let k_t = k.transpose(1, 2)?; // [KVH, D, ctx], a strided view
         let scores = (q.matmul(&k_t)?.to_dtype(DType::F32)? * self.scale)?; // [KVH, G*len, ctx]
         let needs_mask = len > 1 || self.sliding_window.is_some_and(|w| w < ctx);
         let scores = if needs_mask {
@@ -130,7 +268,7 @@ impl PagedAttention {
             scores
         };
         let probs = candle_nn::ops::softmax_last_dim(&scores)?.to_dtype(dtype)?;
-        let out = probs.matmul(&v)?; // [KVH, G*len, D]
+        let out = probs.matmul(v)?; // [KVH, G*len, D]
         Ok(out
             .reshape((kvh, g, len, d))?
             .permute((2, 0, 1, 3))?
@@ -138,3 +276,6 @@ impl PagedAttention {
             .reshape((len, h * d))?)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -6,10 +6,10 @@
 //! some checkpoints (the original `gpt2` one); both are accepted.
 
 use candle_core::{DType, Device, Module, Tensor};
-use candle_nn::{LayerNorm, Linear};
+use candle_nn::LayerNorm;
 
 use super::batch::BatchLayout;
-use super::layers::{activate, conv1d, layer_norm, LmHead};
+use super::layers::{activate, conv1d, layer_norm, Linear, LmHead};
 use super::{CausalLm, SeqSlice};
 use crate::attention::PagedAttention;
 use crate::config::ModelConfig;

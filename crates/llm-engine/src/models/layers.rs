@@ -1,12 +1,44 @@
 //! Building blocks shared by the models: linear layers from HF weights (fused where the
 //! model allows), norms, activations and the LM head.
 
-use candle_core::{DType, Tensor};
-use candle_nn::{LayerNorm, Linear, RmsNorm};
+use candle_core::{DType, Module, Tensor};
+use candle_nn::{LayerNorm, RmsNorm};
 
 use crate::config::Activation;
 use crate::error::Result;
 use crate::weights::{Init, Weights};
+
+/// A linear layer `y = x·Wᵀ + b` whose weight is kept transposed, `[in, out]` contiguous:
+/// `x·Wᵀ` is then a plain row-major matmul, which candle's CPU gemm runs without re-packing
+/// the whole weight matrix on every call (the PyTorch `[out, in]` layout costs ~1.5x at
+/// batch 4-32 on the CPU).
+#[derive(Debug, Clone)]
+pub(crate) struct Linear {
+    weight_t: Tensor,
+    bias: Option<Tensor>,
+}
+
+impl Linear {
+    /// From a PyTorch-layout weight `[out, in]`.
+    pub(crate) fn new(weight: Tensor, bias: Option<Tensor>) -> Result<Self> {
+        Ok(Self::from_transposed(weight.t()?.contiguous()?, bias))
+    }
+
+    /// From a weight already laid out `[in, out]` (GPT-2's Conv1D).
+    pub(crate) fn from_transposed(weight_t: Tensor, bias: Option<Tensor>) -> Self {
+        Self { weight_t, bias }
+    }
+}
+
+impl Module for Linear {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let y = x.matmul(&self.weight_t)?;
+        match &self.bias {
+            Some(b) => y.broadcast_add(b),
+            None => Ok(y),
+        }
+    }
+}
 
 /// A linear layer stored the PyTorch way: weight `[out, in]` named `{prefix}.weight`, bias
 /// `[out]` named `{prefix}.bias`.
@@ -23,7 +55,7 @@ pub(crate) fn linear(
     } else {
         None
     };
-    Ok(Linear::new(weight, bias))
+    Linear::new(weight, bias)
 }
 
 /// Several linear layers over the same input fused into one (outputs concatenated in order):
@@ -49,14 +81,14 @@ pub(crate) fn fused_linear(
     } else {
         None
     };
-    Ok(Linear::new(weight, bias))
+    Linear::new(weight, bias)
 }
 
-/// GPT-2's Conv1D: weight stored `[in, out]`; transposed once at load into a [`Linear`].
+/// GPT-2's Conv1D: weight stored `[in, out]`, already the layout [`Linear`] keeps.
 pub(crate) fn conv1d(w: &Weights, prefix: &str, inp: usize, out: usize) -> Result<Linear> {
     let weight = w.get(&format!("{prefix}.weight"), &[inp, out], Init::Normal)?;
     let bias = w.get(&format!("{prefix}.bias"), &[out], Init::Zeros)?;
-    Ok(Linear::new(weight.t()?.contiguous()?, Some(bias)))
+    Ok(Linear::from_transposed(weight, Some(bias)))
 }
 
 /// LayerNorm with weight and bias `{prefix}.weight` / `{prefix}.bias`.

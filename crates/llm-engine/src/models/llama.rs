@@ -7,10 +7,10 @@
 //! q/k/v and gate/up are fused into one matmul each at load.
 
 use candle_core::{DType, Device, Module, Tensor};
-use candle_nn::{Linear, RmsNorm};
+use candle_nn::RmsNorm;
 
 use super::batch::BatchLayout;
-use super::layers::{activate, fused_linear, linear, rms_norm, LmHead};
+use super::layers::{activate, fused_linear, linear, rms_norm, Linear, LmHead};
 use super::rope::RotaryTables;
 use super::{CausalLm, SeqSlice};
 use crate::attention::PagedAttention;

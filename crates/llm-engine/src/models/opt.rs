@@ -7,10 +7,10 @@
 //! `layers.N.fc2`, `layers.N.final_layer_norm`, `final_layer_norm`.
 
 use candle_core::{DType, Device, Module, Tensor};
-use candle_nn::{LayerNorm, Linear};
+use candle_nn::LayerNorm;
 
 use super::batch::BatchLayout;
-use super::layers::{activate, fused_linear, layer_norm, linear, LmHead};
+use super::layers::{activate, fused_linear, layer_norm, linear, Linear, LmHead};
 use super::{CausalLm, SeqSlice};
 use crate::attention::PagedAttention;
 use crate::config::ModelConfig;
