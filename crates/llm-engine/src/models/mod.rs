@@ -6,6 +6,38 @@
 //! slice that asks for them. The dense work (embeddings, projections, MLPs, LM head) runs once
 //! over all tokens of all slices concatenated, so a batch reads each weight once; only
 //! attention is per sequence, through the one shared path in [`crate::attention`].
+//!
+//! | type | what it is |
+//! |---|---|
+//! | [`ModelSource`] | a preset (dummy weights), a local Hugging Face folder, or a cached hub id |
+//! | [`LoadFormat`] | `auto`, `safetensors` or `dummy` (vLLM's `--load-format`) |
+//! | [`load_model`] → [`LoadedModel`] | the model, its config, tokenizer and load time |
+//! | [`SeqSlice`] | one sequence's new tokens, where they start, and its KV block table |
+//! | [`CausalLm::forward`] | a mixed batch of slices → f32 logits of each slice's last token |
+//!
+//! ```
+//! use candle_core::{DType, Device};
+//! use llm_engine::models::{load_model, LoadFormat, ModelSource, SeqSlice};
+//! use llm_engine::PagedKvStorage;
+//!
+//! # fn main() -> llm_engine::Result<()> {
+//! let dev = Device::Cpu;
+//! let m = load_model(&ModelSource::Preset("tiny-llama".into()), LoadFormat::Dummy, DType::F32, &dev, 0)?;
+//! // 8 blocks of 16 tokens; this sequence owns blocks 5 and 2, in that order.
+//! let mut kv = PagedKvStorage::new(&m.config, 8, 16, DType::F32, &dev)?;
+//! let table = vec![5, 2];
+//! let prompt: Vec<u32> = (1..=20).collect();
+//! let prefill = SeqSlice { token_ids: prompt, start_pos: 0, block_table: table.clone(), want_logits: true };
+//! let logits = m.model.forward(&[prefill], &mut kv)?;
+//! assert_eq!(logits.dims(), [1, m.config.vocab_size]);
+//! let next = logits.argmax(1)?.to_vec1::<u32>()?[0];
+//! // One decode step: position 20, the prompt's K/V come from the cache.
+//! let decode = SeqSlice { token_ids: vec![next], start_pos: 20, block_table: table, want_logits: true };
+//! let logits = m.model.forward(&[decode], &mut kv)?;
+//! assert_eq!(logits.dims(), [1, m.config.vocab_size]);
+//! # Ok(())
+//! # }
+//! ```
 
 mod batch;
 mod gpt2;
