@@ -4,12 +4,12 @@
 
 mod models_support;
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Tensor};
 use llm_engine::models::{load_model, CausalLm, LoadFormat, ModelSource, SeqSlice};
 use llm_engine::PagedKvStorage;
 use models_support::{
     argmax_rows, assert_close, expected, fixture_dir, paged_greedy, paged_logits_chunked,
-    BlockAllocator,
+    test_device, BlockAllocator,
 };
 
 const FIXTURES: &[&str] = &["gpt2-tiny", "opt-tiny", "llama-tiny", "llama3-gqa-tiny"];
@@ -21,7 +21,7 @@ fn load(dir: &std::path::Path) -> Box<dyn CausalLm> {
         &ModelSource::Dir(dir.to_path_buf()),
         LoadFormat::Auto,
         DType::F32,
-        &Device::Cpu,
+        &test_device(),
         0,
     )
     .expect("fixture loads")
@@ -83,7 +83,7 @@ fn all_prompts_in_one_mixed_batch_match_transformers() {
         let bs = 4;
         let total: usize = prompts.iter().map(|p| p.token_ids.len().div_ceil(bs)).sum();
         let mut kv =
-            PagedKvStorage::new(model.config(), total, bs, DType::F32, &Device::Cpu).expect("kv");
+            PagedKvStorage::new(model.config(), total, bs, DType::F32, &test_device()).expect("kv");
         let mut alloc = BlockAllocator::new(total);
         // Step 1: the first 5 tokens of each prompt (or all of it); step 2: the rest.
         let mut tables = vec![Vec::new(); prompts.len()];
@@ -139,7 +139,8 @@ fn last_token_logits_are_returned_only_for_slices_that_want_them() {
     let prompts = expected(&dir);
     let (a, b) = (&prompts[1], &prompts[2]);
     let bs = 16;
-    let mut kv = PagedKvStorage::new(model.config(), 16, bs, DType::F32, &Device::Cpu).expect("kv");
+    let mut kv =
+        PagedKvStorage::new(model.config(), 16, bs, DType::F32, &test_device()).expect("kv");
     let mut alloc = BlockAllocator::new(16);
     let (mut ta, mut tb) = (Vec::new(), Vec::new());
     alloc.cover(&mut ta, a.token_ids.len(), bs);
@@ -183,7 +184,7 @@ fn fixture_tokenizer_encodes_the_prompts_to_the_expected_ids() {
             &ModelSource::Dir(dir.clone()),
             LoadFormat::Auto,
             DType::F32,
-            &Device::Cpu,
+            &test_device(),
             0,
         )
         .expect("fixture loads");

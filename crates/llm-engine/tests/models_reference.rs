@@ -6,7 +6,7 @@
 
 mod models_support;
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Tensor};
 use candle_nn::VarBuilder;
 use candle_transformers::models::llama as ref_llama;
 use llm_engine::models::{load_model, CausalLm, LoadFormat, ModelSource, SeqSlice};
@@ -15,7 +15,7 @@ use models_support::hf_writer::{
     gpt2_tensors, llama_gqa_config, llama_tensors, opt_tensors, write_model,
 };
 use models_support::{
-    argmax_rows, assert_close, fixture_dir, paged_logits_chunked, BlockAllocator,
+    argmax_rows, assert_close, fixture_dir, paged_logits_chunked, test_device, BlockAllocator,
 };
 
 fn prompt(len: usize, vocab: usize, seed: u64) -> Vec<u32> {
@@ -35,7 +35,7 @@ fn load_dir(dir: &std::path::Path) -> Box<dyn CausalLm> {
         &ModelSource::Dir(dir.to_path_buf()),
         LoadFormat::Auto,
         DType::F32,
-        &Device::Cpu,
+        &test_device(),
         0,
     )
     .expect("model loads")
@@ -72,10 +72,11 @@ fn compare_with_candle_llama(
         })
         .collect();
     // SAFETY: test files are not modified while mapped.
-    let vb = unsafe { VarBuilder::from_mmaped_safetensors(&files, DType::F32, &Device::Cpu) }
+    let vb = unsafe { VarBuilder::from_mmaped_safetensors(&files, DType::F32, &test_device()) }
         .expect("vb");
     let reference = ref_llama::Llama::load(vb, &ref_cfg).expect("candle llama loads");
-    let mut cache = ref_llama::Cache::new(true, DType::F32, &ref_cfg, &Device::Cpu).expect("cache");
+    let mut cache =
+        ref_llama::Cache::new(true, DType::F32, &ref_cfg, &test_device()).expect("cache");
 
     let total = tokens.len() + steps;
     let num_blocks = total.div_ceil(block_size) + 3;
@@ -84,7 +85,7 @@ fn compare_with_candle_llama(
         num_blocks,
         block_size,
         DType::F32,
-        &Device::Cpu,
+        &test_device(),
     )
     .expect("kv");
     let mut alloc = BlockAllocator::new(num_blocks);
@@ -92,7 +93,7 @@ fn compare_with_candle_llama(
     let mut pending = tokens.to_vec();
     let mut pos = 0;
     for step in 0..=steps {
-        let input = Tensor::new(pending.as_slice(), &Device::Cpu)
+        let input = Tensor::new(pending.as_slice(), &test_device())
             .expect("ids")
             .unsqueeze(0)
             .expect("batch");
@@ -149,8 +150,8 @@ fn incremental_matches_full_recompute(dir: &std::path::Path, vocab: usize) {
     let full = paged_logits_chunked(model.as_ref(), &seq, 64, usize::MAX).expect("full");
     let bs = 4;
     let num_blocks = seq.len().div_ceil(bs) + 1;
-    let mut kv =
-        PagedKvStorage::new(model.config(), num_blocks, bs, DType::F32, &Device::Cpu).expect("kv");
+    let mut kv = PagedKvStorage::new(model.config(), num_blocks, bs, DType::F32, &test_device())
+        .expect("kv");
     let mut alloc = BlockAllocator::new(num_blocks);
     let mut table = Vec::new();
     let mut pos = 0;
@@ -213,7 +214,7 @@ fn compare_stepwise(
         num_blocks,
         block_size,
         DType::F32,
-        &Device::Cpu,
+        &test_device(),
     )
     .expect("kv");
     let mut alloc = BlockAllocator::new(num_blocks);
@@ -221,7 +222,7 @@ fn compare_stepwise(
     let mut pending = tokens.to_vec();
     let mut pos = 0;
     for step in 0..=steps {
-        let input = Tensor::new(pending.as_slice(), &Device::Cpu)
+        let input = Tensor::new(pending.as_slice(), &test_device())
             .and_then(|t| t.unsqueeze(0))
             .expect("ids");
         let theirs = reference(&input, pos)
@@ -254,7 +255,7 @@ fn safetensors_in(dir: &std::path::Path) -> VarBuilder<'static> {
         VarBuilder::from_mmaped_safetensors(
             &[dir.join("model.safetensors")],
             DType::F32,
-            &Device::Cpu,
+            &test_device(),
         )
     }
     .expect("vb")

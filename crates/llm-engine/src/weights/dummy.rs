@@ -52,18 +52,44 @@ fn stream_seed(seed: u64, name: &str) -> u64 {
     splitmix64(&mut s)
 }
 
-/// `n` approximately normal values with standard deviation `std`.
-fn host_normal(n: usize, std: f32, seed: u64) -> Vec<f32> {
+/// Values per independently seeded chunk: the output does not depend on the thread count.
+const CHUNK: usize = 1 << 20;
+
+/// Fills `out` with approximately normal values of standard deviation `std`.
+fn fill_normal(out: &mut [f32], std: f32, seed: u64) {
     // Sum of 4 U(0,1): mean 2, variance 1/3.
     let scale = std * 3f32.sqrt() / 65536.0;
     let mut state = seed;
-    (0..n)
-        .map(|_| {
-            let r = splitmix64(&mut state);
-            let sum = (r & 0xFFFF) + ((r >> 16) & 0xFFFF) + ((r >> 32) & 0xFFFF) + (r >> 48);
-            (sum as f32 - 2.0 * 65536.0) * scale
-        })
-        .collect()
+    for x in out {
+        let r = splitmix64(&mut state);
+        let sum = (r & 0xFFFF) + ((r >> 16) & 0xFFFF) + ((r >> 32) & 0xFFFF) + (r >> 48);
+        *x = (sum as f32 - 2.0 * 65536.0) * scale;
+    }
+}
+
+/// `n` approximately normal values with standard deviation `std`, generated on all cores in
+/// chunks of [`CHUNK`] values, chunk `i` seeded from `(seed, i)`.
+fn host_normal(n: usize, std: f32, seed: u64) -> Vec<f32> {
+    let mut out = vec![0f32; n];
+    let threads = std::thread::available_parallelism().map_or(1, |t| t.get());
+    let chunks: Vec<(usize, &mut [f32])> = out.chunks_mut(CHUNK).enumerate().collect();
+    let per_thread = chunks.len().div_ceil(threads).max(1);
+    let mut groups: Vec<Vec<(usize, &mut [f32])>> = Vec::new();
+    let mut it = chunks.into_iter().peekable();
+    while it.peek().is_some() {
+        groups.push(it.by_ref().take(per_thread).collect());
+    }
+    std::thread::scope(|scope| {
+        for group in groups {
+            scope.spawn(move || {
+                for (i, chunk) in group {
+                    let mut s = seed ^ (i as u64).wrapping_mul(0xA24B_AED4_963E_E407);
+                    fill_normal(chunk, std, splitmix64(&mut s));
+                }
+            });
+        }
+    });
+    out
 }
 
 impl WeightSource for DummyWeights {
@@ -88,6 +114,11 @@ impl WeightSource for DummyWeights {
         Ok(t)
     }
 
+    fn load_transposed(&self, name: &str, shape: [usize; 2]) -> Result<Tensor> {
+        // Random either way: draw the transposed layout directly, no copy.
+        self.load(name, &[shape[1], shape[0]], Init::Normal)
+    }
+
     fn describe(&self) -> String {
         format!("dummy weights (seed {})", self.seed)
     }
@@ -102,6 +133,10 @@ mod tests {
         let a = host_normal(100_000, 0.02, 7);
         let b = host_normal(100_000, 0.02, 7);
         let c = host_normal(100_000, 0.02, 8);
+        // Chunked generation: long tensors differ chunk to chunk too.
+        let long = host_normal(3 * CHUNK + 5, 0.02, 7);
+        assert_eq!(long[..100], a[..100]);
+        assert_ne!(long[CHUNK..CHUNK + 100], long[..100]);
         assert_eq!(a, b);
         assert_ne!(a, c);
         let mean = a.iter().sum::<f32>() / a.len() as f32;

@@ -40,6 +40,15 @@ pub trait WeightSource: Send + Sync {
     /// naming the tensor; candle errors when reading it fails.
     fn load(&self, name: &str, shape: &[usize], init: Init) -> Result<Tensor>;
 
+    /// The matrix `name`, stored `[rows, cols]` = `shape`, returned transposed
+    /// (`[cols, rows]`, contiguous). A dummy source draws it in that layout directly.
+    ///
+    /// # Errors
+    /// As [`WeightSource::load`].
+    fn load_transposed(&self, name: &str, shape: [usize; 2]) -> Result<Tensor> {
+        Ok(self.load(name, &shape, Init::Normal)?.t()?.contiguous()?)
+    }
+
     /// A short description for logs and error messages (files, or "dummy weights (seed N)").
     fn describe(&self) -> String;
 }
@@ -68,6 +77,18 @@ impl Weights {
     pub fn get(&self, name: &str, shape: &[usize], init: Init) -> Result<Tensor> {
         let t = self.source.load(name, shape, init)?;
         Ok(t.to_dtype(self.dtype)?)
+    }
+
+    /// The matrix `name` (stored `[rows, cols]` = `shape`) transposed to `[cols, rows]`,
+    /// contiguous, in [`Weights::dtype`].
+    ///
+    /// # Errors
+    /// As [`WeightSource::load`].
+    pub fn get_transposed(&self, name: &str, shape: [usize; 2]) -> Result<Tensor> {
+        Ok(self
+            .source
+            .load_transposed(name, shape)?
+            .to_dtype(self.dtype)?)
     }
 
     /// Whether the source has `name`.

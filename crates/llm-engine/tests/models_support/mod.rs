@@ -10,6 +10,21 @@ use candle_core::{DType, Device, Tensor};
 use llm_engine::models::{CausalLm, SeqSlice};
 use llm_engine::{ModelConfig, PagedKvStorage, Result};
 
+/// The device the models tests run on: `LLM_ENGINE_TEST_DEVICE=cuda` (or `cuda:N`) runs them
+/// on a GPU (needs `--features cuda`), else the CPU.
+pub fn test_device() -> Device {
+    match std::env::var("LLM_ENGINE_TEST_DEVICE").as_deref() {
+        Ok("cuda") => Device::new_cuda(0)
+            .expect("LLM_ENGINE_TEST_DEVICE=cuda needs a GPU and --features cuda"),
+        Ok(d) if d.starts_with("cuda:") => {
+            let ordinal = d[5..].parse().expect("cuda:N");
+            Device::new_cuda(ordinal)
+                .expect("LLM_ENGINE_TEST_DEVICE=cuda:N needs a GPU and --features cuda")
+        }
+        _ => Device::Cpu,
+    }
+}
+
 /// The folder of golden fixture `name`, or `None` (with a printed note) when it is absent.
 pub fn fixture_dir(name: &str) -> Option<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -173,8 +188,14 @@ pub fn argmax_rows(logits: &Tensor) -> Result<Vec<u32>> {
 
 /// Largest |a - b| and largest |b|.
 pub fn max_abs_diff(a: &Tensor, b: &Tensor) -> Result<(f32, f32)> {
-    let a = a.to_dtype(DType::F32)?.flatten_all()?;
-    let b = b.to_dtype(DType::F32)?.flatten_all()?;
+    let a = a
+        .to_dtype(DType::F32)?
+        .flatten_all()?
+        .to_device(&Device::Cpu)?;
+    let b = b
+        .to_dtype(DType::F32)?
+        .flatten_all()?
+        .to_device(&Device::Cpu)?;
     let diff = (&a - &b)?.abs()?.max(0)?.to_scalar::<f32>()?;
     let scale = b.abs()?.max(0)?.to_scalar::<f32>()?;
     Ok((diff, scale))
