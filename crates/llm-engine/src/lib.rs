@@ -21,9 +21,11 @@ pub mod tokenizer;
 pub mod weights;
 
 pub use config::{Architecture, ModelConfig};
+pub use engine::{CompletedRequest, Engine, EngineConfig, KvCacheInfo, RequestOutput};
 pub use error::{EngineError, Result};
 pub use kv_cache_storage::PagedKvStorage;
-pub use models::{load_model, resolve_model, CausalLm, LoadFormat, LoadedModel, ModelSource, SeqSlice};
-pub use engine::{CompletedRequest, Engine, EngineConfig, KvCacheInfo, RequestOutput};
+pub use models::{
+    load_model, resolve_model, CausalLm, LoadFormat, LoadedModel, ModelSource, SeqSlice,
+};
 pub use request::{FinishReason, Prompt, RequestId};
 pub use sampling::SamplingParams;
