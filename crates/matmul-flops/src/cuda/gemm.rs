@@ -350,8 +350,9 @@ impl LtProblem {
             let op_n: i32 = 0; // CUBLAS_OP_N
             desc.set(D::CUBLASLT_MATMUL_DESC_TRANSA, &op_t)?;
             desc.set(D::CUBLASLT_MATMUL_DESC_TRANSB, &op_n)?;
-            if dtype == GemmDtype::Fp8E4m3 {
-                let fast: i8 = i8::from(numerics.fp8_fast_accum);
+            // Off is cuBLASLt's default: set the attribute only to turn fast accumulation on.
+            if dtype == GemmDtype::Fp8E4m3 && numerics.fp8_fast_accum {
+                let fast: i8 = 1;
                 desc.set(D::CUBLASLT_MATMUL_DESC_FAST_ACCUM, &fast)?;
             }
         }
