@@ -166,9 +166,33 @@ impl GemmBackend for CudaGemmBackend {
         let c_bytes = to_usize(shape.c_elements() * dtype.output_bytes())?;
         let d = stream.alloc_zeros::<u8>(c_bytes)?;
         // cuBLAS's A is our Bᵀ and its B is our A, so the scales swap too.
-        let scales = stream.clone_htod(&[operands.b_scale, operands.a_scale])?;
+        // Each scale on its own 16-byte boundary.
+        let scales = stream.clone_htod(&[
+            operands.b_scale,
+            0.0,
+            0.0,
+            0.0,
+            operands.a_scale,
+            0.0,
+            0.0,
+            0.0,
+        ])?;
 
         let problem = LtProblem::new(dtype, &shape, options.numerics, self.workspace.len())?;
+        // The scale pointers are part of the problem: set them before asking for algorithms,
+        // or cuBLASLt offers candidates that it then refuses to launch (NOT_SUPPORTED).
+        let scale_ptr = raw_ptr(&scales, &stream);
+        if dtype == GemmDtype::Fp8E4m3 {
+            use sys::cublasLtMatmulDescAttributes_t as D;
+            let a_scale_ptr = scale_ptr;
+            let b_scale_ptr = scale_ptr + 16;
+            problem
+                .desc
+                .set(D::CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &a_scale_ptr)?;
+            problem
+                .desc
+                .set(D::CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &b_scale_ptr)?;
+        }
         let algos = lt::heuristics(
             &self.handle,
             &problem.desc,
@@ -189,19 +213,7 @@ impl GemmBackend for CudaGemmBackend {
         let a_ptr = raw_ptr(&a_all, &stream);
         let b_ptr = raw_ptr(&b_all, &stream);
         let d_ptr = raw_ptr(&d, &stream);
-        let scale_ptr = raw_ptr(&scales, &stream);
         let ws_ptr = raw_ptr(&self.workspace, &stream);
-        if dtype == GemmDtype::Fp8E4m3 {
-            use sys::cublasLtMatmulDescAttributes_t as D;
-            let a_scale_ptr = scale_ptr;
-            let b_scale_ptr = scale_ptr + 4;
-            problem
-                .desc
-                .set(D::CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &a_scale_ptr)?;
-            problem
-                .desc
-                .set(D::CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &b_scale_ptr)?;
-        }
         let raw = RawLaunch {
             handle: self.handle.0,
             first_operand: b_ptr,
