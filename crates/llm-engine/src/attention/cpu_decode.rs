@@ -62,61 +62,83 @@ pub(crate) struct DecodeProblem<'a> {
     pub seqs: Vec<(&'a [u32], usize)>,
 }
 
-/// `q`: f32 `[B, H * D]` (row-major). Returns f32 `[B, H * D]`.
-fn run<T: CacheElem>(p: &DecodeProblem<'_>, q: &[f32], k: &[T], v: &[T]) -> Vec<f32> {
-    let (h, kvh, d, bs) = (p.num_heads, p.num_kv_heads, p.head_dim, p.block_size);
-    let g = h / kvh;
-    let mut out = vec![0f32; p.seqs.len() * h * d];
-    let mut scores = Vec::new();
-    let mut acc = vec![0f32; g * d];
-    for (b, &(table, ctx)) in p.seqs.iter().enumerate() {
-        let pos = ctx - 1;
-        let first = p.sliding_window.map_or(0, |w| (pos + 1).saturating_sub(w));
-        let n = ctx - first;
-        let slot = |j: usize| table[j / bs] as usize * bs + j % bs;
-        for kh in 0..kvh {
-            let head_base = kh * p.num_slots * d;
-            let q_group = &q[(b * h + kh * g) * d..(b * h + kh * g + g) * d];
-            // scores[j * g + i]: query head i of the group against position first + j.
-            scores.clear();
-            scores.resize(n * g, 0.0);
-            for j in 0..n {
-                let row = head_base + slot(first + j) * d;
-                let k_row = &k[row..row + d];
-                for i in 0..g {
-                    let qi = &q_group[i * d..(i + 1) * d];
-                    scores[j * g + i] = dot(qi, k_row) * p.scale;
-                }
-            }
-            for i in 0..g {
-                let max = (0..n)
-                    .map(|j| scores[j * g + i])
-                    .fold(f32::NEG_INFINITY, f32::max);
-                let mut sum = 0.0;
-                for j in 0..n {
-                    let e = (scores[j * g + i] - max).exp();
-                    scores[j * g + i] = e;
-                    sum += e;
-                }
-                for j in 0..n {
-                    scores[j * g + i] /= sum;
-                }
-            }
-            acc.iter_mut().for_each(|x| *x = 0.0);
-            for j in 0..n {
-                let row = head_base + slot(first + j) * d;
-                let v_row = &v[row..row + d];
-                for i in 0..g {
-                    let w = scores[j * g + i];
-                    for (a, x) in acc[i * d..(i + 1) * d].iter_mut().zip(v_row) {
-                        *a += w * x.f32();
-                    }
-                }
-            }
-            out[(b * h + kh * g) * d..(b * h + kh * g + g) * d].copy_from_slice(&acc);
-        }
+/// `q`: f32 `[B, H * D]` (row-major). Returns f32 `[B, H * D]`. Sequences are independent,
+/// so they are spread over rayon's threads (the dense layers already use every core; this
+/// keeps attention from being the single-threaded part of a batched decode step).
+fn run<T: CacheElem + Sync>(p: &DecodeProblem<'_>, q: &[f32], k: &[T], v: &[T]) -> Vec<f32> {
+    use rayon::prelude::*;
+    let row = p.num_heads * p.head_dim;
+    let mut out = vec![0f32; p.seqs.len() * row];
+    if p.seqs.len() > 1 {
+        out.par_chunks_mut(row)
+            .zip(q.par_chunks(row))
+            .zip(p.seqs.par_iter())
+            .for_each(|((out_b, q_b), &(table, ctx))| {
+                one_sequence(p, q_b, k, v, table, ctx, out_b)
+            });
+    } else if let Some(&(table, ctx)) = p.seqs.first() {
+        one_sequence(p, q, k, v, table, ctx, &mut out);
     }
     out
+}
+
+/// One sequence's query (`q_b`: `[H * D]`) against its cached context; writes `out_b`.
+fn one_sequence<T: CacheElem>(
+    p: &DecodeProblem<'_>,
+    q_b: &[f32],
+    k: &[T],
+    v: &[T],
+    table: &[u32],
+    ctx: usize,
+    out_b: &mut [f32],
+) {
+    let (h, kvh, d, bs) = (p.num_heads, p.num_kv_heads, p.head_dim, p.block_size);
+    let g = h / kvh;
+    let pos = ctx - 1;
+    let first = p.sliding_window.map_or(0, |w| (pos + 1).saturating_sub(w));
+    let n = ctx - first;
+    let slot = |j: usize| table[j / bs] as usize * bs + j % bs;
+    let mut scores = vec![0f32; n * g];
+    let mut acc = vec![0f32; g * d];
+    for kh in 0..kvh {
+        let head_base = kh * p.num_slots * d;
+        let q_group = &q_b[kh * g * d..(kh * g + g) * d];
+        // scores[j * g + i]: query head i of the group against position first + j.
+        for j in 0..n {
+            let row = head_base + slot(first + j) * d;
+            let k_row = &k[row..row + d];
+            for i in 0..g {
+                let qi = &q_group[i * d..(i + 1) * d];
+                scores[j * g + i] = dot(qi, k_row) * p.scale;
+            }
+        }
+        for i in 0..g {
+            let max = (0..n)
+                .map(|j| scores[j * g + i])
+                .fold(f32::NEG_INFINITY, f32::max);
+            let mut sum = 0.0;
+            for j in 0..n {
+                let e = (scores[j * g + i] - max).exp();
+                scores[j * g + i] = e;
+                sum += e;
+            }
+            for j in 0..n {
+                scores[j * g + i] /= sum;
+            }
+        }
+        acc.iter_mut().for_each(|x| *x = 0.0);
+        for j in 0..n {
+            let row = head_base + slot(first + j) * d;
+            let v_row = &v[row..row + d];
+            for i in 0..g {
+                let w = scores[j * g + i];
+                for (a, x) in acc[i * d..(i + 1) * d].iter_mut().zip(v_row) {
+                    *a += w * x.f32();
+                }
+            }
+        }
+        out_b[kh * g * d..(kh * g + g) * d].copy_from_slice(&acc);
+    }
 }
 
 /// Decode attention on the CPU: `q` `[B, H * D]` (any float dtype), `k_cache`/`v_cache` the
