@@ -61,7 +61,7 @@ fn parse_opts() -> Result<Opts, String> {
 fn config_json() -> serde_json::Value {
     serde_json::json!({
         "architectures": ["LlamaForCausalLM"], "model_type": "llama",
-        "hidden_size": 256, "intermediate_size": 688, "num_hidden_layers": 4,
+        "hidden_size": 512, "intermediate_size": 1376, "num_hidden_layers": 6,
         "num_attention_heads": 8, "num_key_value_heads": 4, "vocab_size": 4096,
         "max_position_embeddings": 2048, "rms_norm_eps": 1e-5, "rope_theta": 10000.0,
         "tie_word_embeddings": false, "bos_token_id": 1, "eos_token_id": 2,
@@ -71,8 +71,8 @@ fn config_json() -> serde_json::Value {
 
 /// Random weights with Hugging Face Llama names, written as model.safetensors + config.json.
 fn write_weights(dir: &Path) -> Result<(), Box<dyn std::error::Error>> {
-    let (h, i, l, v) = (256usize, 688usize, 4usize, 4096usize);
-    let kv = 4 * 32;
+    let (h, i, l, v) = (512usize, 1376usize, 6usize, 4096usize);
+    let kv = 4 * (h / 8); // 4 KV heads of head_dim h / 8
     let dev = Device::Cpu;
     let mut t: HashMap<String, Tensor> = HashMap::new();
     let mut rnd = |name: String, shape: &[usize]| -> candle_core::Result<()> {
@@ -260,7 +260,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     rows.push(("model forward only (no engine), batch 1", m1));
     let m16 = runs(&mut || model_only(dir.path(), &cdev, 16, o.steps))?;
     rows.push(("model forward only (no engine), batch 16", m16));
-    println!("decode throughput, tiny-llama shape (5 M params, f32), {} prompt tokens, {} decode steps, median of {}, device {}", PROMPT_LEN, o.steps, o.repeats, device);
+    println!("decode throughput, tiny-llama shape (21.6 M params, f32), {} prompt tokens, {} decode steps, median of {}, device {}", PROMPT_LEN, o.steps, o.repeats, device);
     for (name, v) in &rows {
         println!("  {name:<42} {v:>10.1} tok/s");
     }

@@ -226,8 +226,8 @@ fn abort_frees_blocks_and_step_reports_progress() {
 fn kv_cache_and_memory_figures() {
     let e = engine(tiny_config());
     let info = e.kv_cache_info();
-    // tiny-llama: 4 layers, 4 KV heads of 32, f32, 16 tokens: 2*4*16*4*32*4 bytes.
-    assert_eq!(info.bytes_per_block, 2 * 4 * 16 * 4 * 32 * 4);
+    // tiny-llama: 6 layers, 4 KV heads of 64, f32, 16 tokens: 2*6*16*4*64*4 bytes.
+    assert_eq!(info.bytes_per_block, 2 * 6 * 16 * 4 * 64 * 4);
     assert_eq!(info.num_blocks, (64 << 20) / info.bytes_per_block);
     assert_eq!(info.blocks_per_max_len_seq, 16);
     let m = e.memory();
@@ -271,19 +271,21 @@ fn bad_configs_are_typed_errors() {
         ..tiny_config()
     });
     assert!(!e.to_string().is_empty());
-    // Exactly one max_model_len sequence fits: fine; one byte less: an error.
-    assert!(llm_engine::Engine::new(EngineConfig {
-        kv_cache_bytes: Some(1 << 20),
+    // Exactly one max_model_len sequence fits (16 blocks of 192 KiB): fine; fewer: an error.
+    let one_seq = 16 * 2 * 6 * 16 * 4 * 64 * 4;
+    if let Err(e) = llm_engine::Engine::new(EngineConfig {
+        kv_cache_bytes: Some(one_seq),
         ..tiny_config()
-    })
-    .is_ok());
+    }) {
+        panic!("one max_model_len sequence should fit: {e}");
+    }
     let e = err_of(EngineConfig {
         kv_cache_bytes: Some(500_000),
         ..tiny_config()
     });
     assert_eq!(
         e.to_string(),
-        "KV cache needs 16 blocks for one sequence of max_model_len (256) tokens, have 7; lower --max-model-len or raise the budget"
+        "KV cache needs 16 blocks for one sequence of max_model_len (256) tokens, have 2; lower --max-model-len or raise the budget"
     );
     let e = err_of(EngineConfig {
         max_model_len: Some(1 << 20),
