@@ -112,15 +112,8 @@ impl Gpt2 {
             let m = activate(&b.c_fc.forward(&b.ln_2.forward(&x)?)?, self.cfg.activation)?;
             x = (x + b.mlp_proj.forward(&m)?)?;
         }
-        if layout.num_outputs == 0 {
-            return Ok(Tensor::zeros(
-                (0, self.cfg.vocab_size),
-                DType::F32,
-                &self.device,
-            )?);
-        }
-        let x = x.index_select(&layout.output_rows, 0)?;
-        self.lm_head.logits(&self.ln_f.forward(&x)?)
+        self.lm_head
+            .logits_of_outputs(&x, &layout, |x| Ok(self.ln_f.forward(&x)?))
     }
 }
 

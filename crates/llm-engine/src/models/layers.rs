@@ -141,4 +141,20 @@ impl LmHead {
     pub(crate) fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
         Ok(hidden.matmul(&self.weight.t()?)?.to_dtype(DType::F32)?)
     }
+
+    /// The logits of the rows the batch wants (`layout.output_rows` of the flat token axis
+    /// `x`), after `finish` (the model's final norm / projection): f32 `[num_outputs, vocab]`,
+    /// an empty `[0, vocab]` when no row wants logits.
+    pub(crate) fn logits_of_outputs(
+        &self,
+        x: &Tensor,
+        layout: &super::batch::BatchLayout<'_>,
+        finish: impl FnOnce(Tensor) -> Result<Tensor>,
+    ) -> Result<Tensor> {
+        if layout.num_outputs == 0 {
+            let vocab = self.weight.dim(0)?;
+            return Ok(Tensor::zeros((0, vocab), DType::F32, x.device())?);
+        }
+        self.logits(&finish(x.index_select(&layout.output_rows, 0)?)?)
+    }
 }

@@ -133,15 +133,8 @@ impl Llama {
                 (activate(&gu.narrow(1, 0, i)?, self.cfg.activation)? * gu.narrow(1, i, i)?)?;
             x = (x + b.down.forward(&act)?)?;
         }
-        if layout.num_outputs == 0 {
-            return Ok(Tensor::zeros(
-                (0, self.cfg.vocab_size),
-                DType::F32,
-                &self.device,
-            )?);
-        }
-        let x = x.index_select(&layout.output_rows, 0)?;
-        self.lm_head.logits(&self.norm.forward(&x)?)
+        self.lm_head
+            .logits_of_outputs(&x, &layout, |x| Ok(self.norm.forward(&x)?))
     }
 }
 

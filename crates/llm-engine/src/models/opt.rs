@@ -184,21 +184,15 @@ impl Opt {
                 x = b.mlp_norm.forward(&x)?;
             }
         }
-        if layout.num_outputs == 0 {
-            return Ok(Tensor::zeros(
-                (0, self.cfg.vocab_size),
-                DType::F32,
-                &self.device,
-            )?);
-        }
-        let mut x = x.index_select(&layout.output_rows, 0)?;
-        if let Some(n) = &self.final_norm {
-            x = n.forward(&x)?;
-        }
-        if let Some(p) = &self.project_out {
-            x = p.forward(&x)?;
-        }
-        self.lm_head.logits(&x)
+        self.lm_head.logits_of_outputs(&x, &layout, |mut x| {
+            if let Some(n) = &self.final_norm {
+                x = n.forward(&x)?;
+            }
+            if let Some(p) = &self.project_out {
+                x = p.forward(&x)?;
+            }
+            Ok(x)
+        })
     }
 }
 
