@@ -1,29 +1,17 @@
 //! The `tflops` binary: bad input gives one `error:` line and a non-zero exit, never a
 //! panic or a half-written file; a small CPU run gives checked GFLOP/s.
 
-use std::process::{Command, Output};
+use std::process::Output;
+
+mod common;
 
 fn tflops(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tflops"))
-        .args(args)
-        .output()
-        .expect("run tflops")
+    common::run(env!("CARGO_BIN_EXE_tflops"), args)
 }
 
 /// Asserts a clean failure whose `error:` line contains `needle`.
 fn fails_with(args: &[&str], needle: &str) {
-    let out = tflops(args);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !out.status.success(),
-        "{args:?} should fail; stderr: {stderr}"
-    );
-    assert!(!stderr.contains("panicked"), "{args:?} panicked: {stderr}");
-    let line = stderr
-        .lines()
-        .find(|l| l.starts_with("error:"))
-        .unwrap_or_else(|| panic!("{args:?}: no error line in {stderr}"));
-    assert!(line.contains(needle), "{args:?}: {line:?} lacks {needle:?}");
+    common::fails_with(env!("CARGO_BIN_EXE_tflops"), args, needle)
 }
 
 #[test]

@@ -3,7 +3,6 @@
 //! from pinned and pageable memory; on the CPU, memcpy/read/write over all cores. Every test
 //! is verified before it is timed. All logic lives in the `matmul-flops` crate.
 
-use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -59,18 +58,8 @@ struct Args {
     #[arg(long, value_name = "SECONDS", default_value_t = 3.0)]
     time_budget: f64,
 
-    /// Write JSON (device, run manifest, every result) instead of the table.
-    #[arg(long, conflicts_with = "csv")]
-    json: bool,
-
-    /// Write CSV instead of the table.
-    #[arg(long)]
-    csv: bool,
-
-    /// Write the JSON or CSV to FILE (atomically) instead of stdout; the table still goes to
-    /// stdout. Without --json/--csv the format follows the extension (.csv, else JSON).
-    #[arg(long, short = 'o', value_name = "FILE")]
-    output: Option<PathBuf>,
+    #[command(flatten)]
+    out: gpubench::MachineOutput,
 }
 
 /// The JSON document `--json` writes.
@@ -152,13 +141,7 @@ fn run(args: Args) -> Result<()> {
     }
     bar.finish_and_clear();
 
-    let csv = args.csv
-        || (!args.json
-            && args
-                .output
-                .as_deref()
-                .and_then(Path::extension)
-                .is_some_and(|e| e.eq_ignore_ascii_case("csv")));
+    let csv = args.out.wants_csv();
     let table = matmul_flops::report::bandwidth_table(&results);
     let rows: Vec<BandwidthCsvRow> = results.iter().map(BandwidthCsvRow::from).collect();
     let doc = BandwidthJson {
@@ -168,7 +151,7 @@ fn run(args: Args) -> Result<()> {
         stop_rule: &rule,
         results: &results,
     };
-    match &args.output {
+    match &args.out.output {
         Some(path) => {
             if csv {
                 metrics::writers::write_csv_atomic(path, &rows)?;
@@ -185,7 +168,7 @@ fn run(args: Args) -> Result<()> {
             }
             w.flush()?;
         }
-        None if args.json => println!("{}", serde_json::to_string_pretty(&doc)?),
+        None if args.out.json => println!("{}", serde_json::to_string_pretty(&doc)?),
         None => print!("{table}"),
     }
     Ok(())

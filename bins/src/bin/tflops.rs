@@ -2,7 +2,6 @@
 //! f64 reference and compared with the architecture's peak (replaces the seed tutorial's
 //! `tflops_benchmark.py`). All logic lives in the `matmul-flops` crate.
 
-use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -106,18 +105,8 @@ struct Args {
     #[arg(long, default_value_t = 0x5EED)]
     seed: u64,
 
-    /// Write JSON (device, run manifest, every result) instead of the table.
-    #[arg(long, conflicts_with = "csv")]
-    json: bool,
-
-    /// Write CSV (one line per dtype and shape) instead of the table.
-    #[arg(long)]
-    csv: bool,
-
-    /// Write the JSON or CSV to FILE (atomically) instead of stdout; the table still goes to
-    /// stdout. Without --json/--csv the format follows the extension (.csv, else JSON).
-    #[arg(long, short = 'o', value_name = "FILE")]
-    output: Option<PathBuf>,
+    #[command(flatten)]
+    out: gpubench::MachineOutput,
 
     /// Keep going after a failed GEMM (it is reported on stderr and the exit status is 1).
     #[arg(long)]
@@ -286,14 +275,8 @@ fn write_output(
     results: &[GemmResult],
     failures: &[String],
 ) -> Result<()> {
-    let csv = args.csv
-        || (!args.json
-            && args
-                .output
-                .as_deref()
-                .and_then(Path::extension)
-                .is_some_and(|e| e.eq_ignore_ascii_case("csv")));
-    let machine = args.json || args.csv || args.output.is_some();
+    let csv = args.out.wants_csv();
+    let machine = args.out.any();
     let table = matmul_flops::report::gemm_table(results);
     let csv_rows: Vec<GemmCsvRow> = results.iter().map(GemmCsvRow::from).collect();
     let doc = TflopsJson {
@@ -305,7 +288,7 @@ fn write_output(
         results,
         failures,
     };
-    match &args.output {
+    match &args.out.output {
         Some(path) => {
             if csv {
                 metrics::writers::write_csv_atomic(path, &csv_rows)?;
