@@ -1,0 +1,31 @@
+//! The one error type of the `bench-suite` crate.
+
+/// Everything that can go wrong while preparing, running or recording a benchmark. Each
+/// variant renders as one line that names the input at fault.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BenchError {
+    /// A benchmark option is out of range or inconsistent (names the option and the value).
+    #[error("{0}")]
+    InvalidArgument(String),
+
+    /// The engine failed (load, a step, a bad request).
+    #[error(transparent)]
+    Engine(#[from] llm_engine::EngineError),
+
+    /// Writing or reading a result file failed.
+    #[error(transparent)]
+    Metrics(#[from] metrics::MetricsError),
+
+    /// A file could not be read or written.
+    #[error("{path}: {error}")]
+    Io {
+        /// The file at fault.
+        path: String,
+        /// The underlying error.
+        error: std::io::Error,
+    },
+}
+
+/// `Result` with [`BenchError`].
+pub type Result<T> = std::result::Result<T, BenchError>;

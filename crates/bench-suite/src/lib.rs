@@ -1,0 +1,18 @@
+//! gpubench's benchmark suite: what the `llm-bench`, `batch-sweep`, `config-tune`,
+//! `compare-models`, `bench-all` and `compare` binaries run, as a library.
+//!
+//! | concept | where |
+//! |---|---|
+//! | workloads: synthetic lengths, JSONL datasets, the seed's prompts | [`dataset`] |
+//! | request arrivals: Poisson / gamma with burstiness | [`arrival`] |
+//! | run modes: offline throughput, latency, serving | [`modes`] |
+//! | sweeps with per-point files and resume | [`sweep`] |
+//! | result folders, summaries, plots, merging machines | [`results`], [`plots`] |
+//!
+//! Every module works on the CPU with the built-in `tiny-llama` model; the same code runs on
+//! a GPU when `llm-engine` is built with its `cuda` feature.
+#![deny(missing_docs)]
+
+pub mod error;
+
+pub use error::{BenchError, Result};
