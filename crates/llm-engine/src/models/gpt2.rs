@@ -79,7 +79,7 @@ impl Gpt2 {
         let ln_f = layer_norm(w, &format!("{prefix}ln_f"), h, cfg.norm_eps)?;
         Ok(Self {
             cfg: cfg.clone(),
-            lm_head: LmHead::new(wte.clone()),
+            lm_head: LmHead::new(wte.clone())?,
             wte,
             wpe,
             blocks,

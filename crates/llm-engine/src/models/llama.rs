@@ -93,7 +93,7 @@ impl Llama {
             embed,
             blocks,
             norm,
-            lm_head: LmHead::new(head),
+            lm_head: LmHead::new(head)?,
             rope: RotaryTables::new(cfg, w.dtype(), w.device())?,
             attention: PagedAttention::new(cfg),
             device: w.device().clone(),

@@ -45,6 +45,7 @@ mod layers;
 mod llama;
 mod load;
 mod opt;
+mod packed_linear;
 mod rope;
 
 use candle_core::{DType, Device, Tensor};

@@ -134,7 +134,7 @@ impl Opt {
             project_out,
             blocks,
             final_norm,
-            lm_head: LmHead::new(head),
+            lm_head: LmHead::new(head)?,
             attention: PagedAttention::new(cfg),
             device: w.device().clone(),
             dtype: w.dtype(),
