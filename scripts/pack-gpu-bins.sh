@@ -8,7 +8,7 @@ cargo fetch -q
 # shellcheck source=/dev/null
 source scripts/cuda-toolchain.sh
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target-cuda}"
-cargo build --release --features cuda -p gpubench --bin gpu-specs --bin tflops --bin bandwidth --bin llm-bench
+cargo build --release --features cuda -p gpubench --bins
 cargo build --release -p metrics --example sample_gpu
 tests=$(cargo test --release --features cuda -p llm-engine --no-run --message-format=json 2>/dev/null \
   | python3 -c 'import sys,json
@@ -17,7 +17,9 @@ for l in sys.stdin:
   if m.get("reason")=="compiler-artifact" and m.get("executable") and m["target"]["kind"]==["test"] and m["target"]["name"].startswith(("engine_","models_golden")): print(m["executable"])')
 mkdir -p .gpu/stage && rm -f .gpu/stage/*
 R="$CARGO_TARGET_DIR/release"
-cp "$R"/{gpu-specs,tflops,bandwidth,llm-bench} "$R/examples/sample_gpu" .gpu/stage/
+bins=$(sed -n 's/^name = "\(.*\)"$/\1/p' bins/Cargo.toml | grep -v '^gpubench$')
+for b in $bins; do cp "$R/$b" .gpu/stage/; done
+cp "$R/examples/sample_gpu" .gpu/stage/
 for t in $tests; do n=$(basename "$t"); cp "$t" ".gpu/stage/${n%-*}"; done
 strip .gpu/stage/* 2>/dev/null || true
 tar cf - -C .gpu/stage . | xz -T1 --lzma2=preset=1,dict=128MiB > .gpu/bins.tar.xz
