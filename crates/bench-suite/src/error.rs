@@ -13,6 +13,11 @@ pub enum BenchError {
     #[error(transparent)]
     Engine(#[from] llm_engine::EngineError),
 
+    /// A run does not fit in memory (a batch larger than the KV cache, a model larger than
+    /// the device): says what was needed and what there is.
+    #[error("out of memory: {0}")]
+    OutOfMemory(String),
+
     /// Writing or reading a result file failed.
     #[error(transparent)]
     Metrics(#[from] metrics::MetricsError),

@@ -14,5 +14,8 @@
 #![deny(missing_docs)]
 
 pub mod error;
+pub mod model_compare;
+pub mod sweep;
+pub mod tune;
 
 pub use error::{BenchError, Result};
