@@ -7,8 +7,8 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use bench_suite::model_compare::{
-    available_memory, best_model, measure_model, model_config, AvailableMemory, BestModel,
-    CompareSettings, ModelPoint, ModelResult, TIE_BREAK,
+    available_memory, best_model, estimate, measure_model, model_config, AvailableMemory,
+    BestModel, CompareSettings, MemoryNeed, ModelPoint, ModelResult, TIE_BREAK,
 };
 use bench_suite::sweep::{run_sweep, PointRecord, PointStatus, StoreMode, SweepHeader, SweepStore};
 use bench_suite::tune::OfflineWorkload;
@@ -238,10 +238,18 @@ fn run(args: Args) -> Result<()> {
         }
     }
     let best = best_model(&records);
+    // Every model's estimate, also for those that did not run.
+    let needs: Vec<Option<MemoryNeed>> =
+        points.iter().map(|p| estimate(&settings, p).ok()).collect();
     let doc = json!({
         "tool": "compare-models",
         "settings": Value::Object(fixed),
         "available_memory": available,
+        "memory_needed": points
+            .iter()
+            .zip(&needs)
+            .map(|(p, n)| json!({"model": p.model, "need": n}))
+            .collect::<Vec<_>>(),
         "best": best,
         "tie_break": TIE_BREAK,
         "points": records,
@@ -250,12 +258,15 @@ fn run(args: Args) -> Result<()> {
     if let Some(dir) = &args.out_dir {
         metrics::writers::write_json_atomic(&dir.join("summary.json"), &doc)?;
     }
-    let text = table(&records, best.as_ref(), &available);
+    let text = table(&records, &needs, best.as_ref(), &available);
     let csv = args.out.wants_csv();
     match &args.out.output {
         Some(path) => {
             if csv {
-                metrics::writers::write_csv_atomic(path, &csv_rows(&records, best.as_ref()))?;
+                metrics::writers::write_csv_atomic(
+                    path,
+                    &csv_rows(&records, &needs, best.as_ref()),
+                )?;
             } else {
                 metrics::writers::write_json_atomic(path, &doc)?;
             }
@@ -264,7 +275,7 @@ fn run(args: Args) -> Result<()> {
         }
         None if csv => {
             let mut w = csv::Writer::from_writer(std::io::stdout());
-            for row in csv_rows(&records, best.as_ref()) {
+            for row in csv_rows(&records, &needs, best.as_ref()) {
                 w.serialize(row)?;
             }
             w.flush()?;
@@ -301,20 +312,22 @@ fn gb(b: u64) -> f64 {
 
 fn csv_rows(
     records: &[PointRecord<ModelPoint, ModelResult>],
+    needs: &[Option<MemoryNeed>],
     best: Option<&BestModel>,
 ) -> Vec<CsvRow> {
     records
         .iter()
-        .map(|r| {
+        .zip(needs)
+        .map(|(r, need)| {
             let res = r.ok_result();
             let f = res.map(|x| &x.figures);
             CsvRow {
                 model: r.point.model.clone(),
                 status: r.status.to_string(),
-                num_parameters: res.map(|x| x.memory_need.num_parameters),
-                weights_gb: res.map(|x| gb(x.memory_need.weights_bytes)),
-                kv_gb: res.map(|x| gb(x.memory_need.kv_bytes)),
-                memory_needed_gb: res.map(|x| gb(x.memory_need.total_bytes)),
+                num_parameters: need.map(|n| n.num_parameters),
+                weights_gb: need.map(|n| gb(n.weights_bytes)),
+                kv_gb: need.map(|n| gb(n.kv_bytes)),
+                memory_needed_gb: need.map(|n| gb(n.total_bytes)),
                 memory_used_gb: res.map(|x| gb(x.memory_used_bytes)),
                 load_time_s: res.map(|x| x.load_time_s),
                 throughput_tokens_per_sec: f.map(|x| x.throughput_tokens_per_sec),
@@ -331,34 +344,44 @@ fn csv_rows(
 
 fn table(
     records: &[PointRecord<ModelPoint, ModelResult>],
+    needs: &[Option<MemoryNeed>],
     best: Option<&BestModel>,
     available: &AvailableMemory,
 ) -> String {
     let rows: Vec<Vec<String>> = records
         .iter()
-        .map(|r| match r.ok_result() {
-            Some(x) => vec![
+        .zip(needs)
+        .map(|(r, need)| {
+            let mut row = vec![
                 r.point.model.clone(),
-                format!("{:.1}", x.memory_need.num_parameters as f64 / 1e6),
-                format!("{:.3}", gb(x.memory_need.total_bytes)),
-                format!("{:.2}", x.figures.throughput_tokens_per_sec),
-                format!("{:.2}", x.figures.mean_e2el_ms),
-                format!("{:.2}", x.figures.p99_e2el_ms),
-                if best.is_some_and(|b| b.model == r.point.model) {
-                    "best".into()
-                } else {
-                    "ok".into()
-                },
-            ],
-            None => vec![
-                r.point.model.clone(),
-                String::new(),
-                String::new(),
-                String::new(),
-                String::new(),
-                String::new(),
-                format!("{}: {}", r.status, r.error.as_deref().unwrap_or("")),
-            ],
+                need.map_or(String::new(), |n| {
+                    format!("{:.1}", n.num_parameters as f64 / 1e6)
+                }),
+                need.map_or(String::new(), |n| format!("{:.3}", gb(n.total_bytes))),
+            ];
+            match r.ok_result() {
+                Some(x) => row.extend([
+                    format!("{:.2}", x.figures.throughput_tokens_per_sec),
+                    format!("{:.2}", x.figures.mean_e2el_ms),
+                    format!("{:.2}", x.figures.p99_e2el_ms),
+                    if best.is_some_and(|b| b.model == r.point.model) {
+                        "best".into()
+                    } else {
+                        "ok".into()
+                    },
+                ]),
+                None => row.extend([
+                    String::new(),
+                    String::new(),
+                    String::new(),
+                    match (r.status, r.error.as_deref()) {
+                        (PointStatus::OutOfMemory, Some(e)) => e.to_string(),
+                        (s, Some(e)) => format!("{s}: {e}"),
+                        (s, None) => s.to_string(),
+                    },
+                ]),
+            }
+            row
         })
         .collect();
     let mut out = metrics::writers::markdown_table(

@@ -163,18 +163,12 @@ pub struct ModelResult {
     pub figures: OfflineFigures,
 }
 
-/// Estimates `point`'s memory, refuses (out of memory, needed vs available) a model that
-/// cannot fit, else loads it and runs the workload.
+/// The memory `point` needs under `settings`, before anything is loaded.
 ///
 /// # Errors
-/// [`BenchError::OutOfMemory`] for a model that does not fit; model config errors;
-/// [`BenchError::InvalidArgument`] when the workload's sequences are longer than the model's
-/// positions; engine and run errors.
-pub fn measure_model(
-    settings: &CompareSettings,
-    available: &AvailableMemory,
-    point: &ModelPoint,
-) -> Result<ModelResult> {
+/// Model config errors; [`BenchError::InvalidArgument`] when the workload's sequences are
+/// longer than the model's positions.
+pub fn estimate(settings: &CompareSettings, point: &ModelPoint) -> Result<MemoryNeed> {
     let config = model_config(&point.model)?;
     let seq_len = settings.workload.seq_len();
     if seq_len > config.max_position_embeddings {
@@ -183,13 +177,28 @@ pub fn measure_model(
             point.model, config.max_position_embeddings
         )));
     }
-    let need = memory_need(
+    memory_need(
         &config,
         &settings.dtype,
         settings.block_size,
         settings.max_num_seqs,
         &settings.workload,
-    )?;
+    )
+}
+
+/// Estimates `point`'s memory, refuses (out of memory, needed vs available) a model that
+/// cannot fit, else loads it and runs the workload.
+///
+/// # Errors
+/// [`BenchError::OutOfMemory`] for a model that does not fit; [`estimate`]'s errors; engine
+/// and run errors.
+pub fn measure_model(
+    settings: &CompareSettings,
+    available: &AvailableMemory,
+    point: &ModelPoint,
+) -> Result<ModelResult> {
+    let need = estimate(settings, point)?;
+    let seq_len = settings.workload.seq_len();
     if let Some(avail) = available.bytes {
         if need.total_bytes > avail {
             return Err(BenchError::OutOfMemory(format!(

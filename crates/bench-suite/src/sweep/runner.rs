@@ -64,8 +64,14 @@ where
             Err(e) if is_out_of_memory(&e) => (PointStatus::OutOfMemory, Some(e.to_string()), None),
             Err(e) => (PointStatus::Error, Some(e.to_string()), None),
         };
-        if let Some(e) = &error {
-            tracing::warn!(point = %key, %status, error = %e, "point failed; the sweep goes on");
+        match (&error, status) {
+            (Some(e), PointStatus::OutOfMemory) => {
+                tracing::info!(point = %key, error = %e, "out of memory; the sweep goes on")
+            }
+            (Some(e), _) => {
+                tracing::warn!(point = %key, error = %e, "point failed; the sweep goes on")
+            }
+            (None, _) => {}
         }
         let record = PointRecord {
             key,
