@@ -10,11 +10,13 @@ use anyhow::{bail, Context, Result};
 use bench_suite::sweep::batch::{
     measure_batch, summarize, BatchPoint, BatchPointResult, BatchSweepSummary, BatchWorkload,
 };
-use bench_suite::sweep::{run_sweep, PointRecord, PointStatus, StoreMode, SweepHeader, SweepStore};
+use bench_suite::sweep::{
+    run_sweep, EngineSlot, PointRecord, PointStatus, StoreMode, SweepHeader, SweepStore,
+};
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use llm_engine::engine::{parse_dtype, DeviceSpec, EngineConfig};
-use llm_engine::{Engine, LoadFormat};
+use llm_engine::LoadFormat;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
@@ -217,15 +219,18 @@ fn run(args: Args) -> Result<()> {
         None => None,
     };
 
-    // One engine for every point: its max_num_seqs is the largest batch.
-    let mut engine = Engine::new(config).with_context(|| format!("loading {}", args.model))?;
+    // One engine for every point (its max_num_seqs is the largest batch), loaded here so a
+    // bad model fails once; reloaded only after a run that failed half-way.
+    let mut slot = EngineSlot::new(config);
+    slot.engine()
+        .with_context(|| format!("loading {}", args.model))?;
     let bar = progress_bar(points.len());
     let records = run_sweep(
         store.as_ref(),
         &points,
         |p: &BatchPoint| {
             bar.set_message(format!("batch {}", p.batch_size));
-            measure_batch(&mut engine, &workload, p.batch_size)
+            slot.run(|e| measure_batch(e, &workload, p.batch_size))
         },
         |r, resumed| {
             bar.inc(1);

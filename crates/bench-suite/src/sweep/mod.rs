@@ -8,6 +8,7 @@
 //! | [`StoreMode`] | a new folder, `--force` (start over) or `--resume` (keep the finished points) |
 //! | [`PointRecord`], [`PointStatus`] | one point's outcome: `ok` with its result, `out_of_memory` or `error` with the message |
 //! | [`run_sweep`] | runs the points not yet finished, records each, goes on after a failed point |
+//! | [`EngineSlot`] | one loaded engine shared by the points, reloaded after a run that failed half-way |
 //! | [`batch`] | the batch-size sweep (`batch-sweep`, the seed's Exercise 5) |
 //!
 //! A point that runs out of memory (the engine's KV-cache errors, a CUDA out-of-memory, a
@@ -39,12 +40,14 @@
 //! ```
 
 pub mod batch;
+mod engine_slot;
 mod record;
 mod runner;
 mod store;
 #[cfg(test)]
 mod tests;
 
+pub use engine_slot::EngineSlot;
 pub use record::{is_out_of_memory, PointRecord, PointStatus};
 pub use runner::run_sweep;
 pub use store::{

@@ -232,3 +232,50 @@ fn batch_points_measure_and_run_out_of_memory() -> Result<()> {
     assert!(matches!(waves, Err(BenchError::InvalidArgument(ref m)) if m.contains("max_num_seqs")));
     Ok(())
 }
+
+#[test]
+fn engine_slot_keeps_one_engine_and_reloads_after_a_broken_run() -> Result<()> {
+    use batch::{measure_batch, BatchWorkload};
+    let dir = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../llm-engine/tests/fixtures/llama-tiny"
+    );
+    let mut slot = EngineSlot::new(llm_engine::EngineConfig {
+        model: dir.into(),
+        load_format: llm_engine::LoadFormat::Dummy,
+        max_model_len: Some(16),
+        num_kv_blocks_override: Some(8),
+        max_num_seqs: 4,
+        ..llm_engine::EngineConfig::default()
+    });
+    assert_eq!(slot.loads(), 0, "nothing loaded before the first point");
+    let w = BatchWorkload {
+        input_len: 4,
+        output_len: 2,
+        warmup_iters: 0,
+        iters: 1,
+        seed: 0,
+    };
+    for b in [1, 2, 4] {
+        slot.run(|e| measure_batch(e, &w, b))?;
+    }
+    assert_eq!(slot.loads(), 1, "one engine for every point");
+    // A failure that leaves the engine clean keeps it.
+    assert!(slot.run(|e| measure_batch(e, &w, 5)).is_err());
+    assert_eq!(slot.loads(), 1);
+    // A failure with requests left inside drops it; the next point loads a fresh one.
+    let r: Result<()> = slot.run(|e| {
+        e.add_request(
+            llm_engine::Prompt::Tokens(vec![3, 4, 5]),
+            llm_engine::SamplingParams::greedy(2),
+        )?;
+        Err(BenchError::OutOfMemory(
+            "simulated device out of memory mid-batch".into(),
+        ))
+    });
+    assert!(r.is_err());
+    let fresh = slot.run(|e| measure_batch(e, &w, 2))?;
+    assert_eq!(fresh.output_tokens, 4);
+    assert_eq!(slot.loads(), 2);
+    Ok(())
+}
