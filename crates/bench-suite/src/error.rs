@@ -22,6 +22,23 @@ pub enum BenchError {
     #[error(transparent)]
     Metrics(#[from] metrics::MetricsError),
 
+    /// A GEMM or bandwidth measurement failed.
+    #[error(transparent)]
+    Matmul(#[from] matmul_flops::MatmulError),
+
+    /// Pricing failed (catalog, unknown instance).
+    #[error(transparent)]
+    Pricing(#[from] pricing::PricingError),
+
+    /// A chart could not be drawn (names the chart).
+    #[error("plot {chart}: {reason}")]
+    Plot {
+        /// The chart.
+        chart: String,
+        /// What went wrong.
+        reason: String,
+    },
+
     /// A file could not be read or written.
     #[error("{path}: {error}")]
     Io {

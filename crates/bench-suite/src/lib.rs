@@ -15,6 +15,8 @@
 
 pub mod error;
 pub mod model_compare;
+pub mod plots;
+pub mod roofline;
 pub mod sweep;
 pub mod tune;
 
