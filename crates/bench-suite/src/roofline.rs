@@ -348,6 +348,40 @@ mod tests {
         assert!(r.prefill.is_none() && r.decode.is_none());
     }
 
+    fn tiny_engine(kv_bytes: u64) -> Engine {
+        let mut c = llm_engine::EngineConfig::for_model("tiny-llama");
+        c.max_model_len = Some(32);
+        c.kv_cache_bytes = Some(kv_bytes);
+        Engine::new(c).unwrap()
+    }
+
+    #[test]
+    fn phases_are_split_and_the_kv_read_counted_per_step() {
+        let mut engine = tiny_engine(16 << 20);
+        let t = measure_phases(&mut engine, 2, 8, 3, 7).unwrap();
+        assert_eq!((t.prefill_steps, t.prefill_tokens), (1, 16));
+        // 3 decode steps of 2 sequences; contexts 9, 10, 11 tokens each.
+        assert_eq!((t.decode_steps, t.decode_tokens), (3, 6));
+        assert_eq!(t.decode_kv_tokens_read, 2 * (9 + 10 + 11));
+        assert_eq!(t.mixed_steps, 0);
+        assert!(t.prefill_seconds > 0.0 && t.decode_seconds > 0.0);
+        let fp = ModelFootprint::of(&engine);
+        assert_eq!(fp.num_parameters, engine.model_config().num_parameters());
+        let r = analyse("tiny-llama", "f32", fp, &t, &ceilings());
+        assert!(r.prefill.is_some() && r.decode.is_some());
+    }
+
+    #[test]
+    fn a_batch_larger_than_the_cache_is_out_of_memory() {
+        let mut engine = tiny_engine(1 << 20);
+        let e = measure_phases(&mut engine, 8, 16, 4, 0).unwrap_err();
+        assert!(matches!(e, BenchError::OutOfMemory(_)), "{e}");
+        assert!(matches!(
+            measure_phases(&mut engine, 0, 16, 4, 0),
+            Err(BenchError::InvalidArgument(_))
+        ));
+    }
+
     #[test]
     fn a_zero_ceiling_gives_nan_not_infinity() {
         assert!(percent(5.0, 0.0).is_nan());
