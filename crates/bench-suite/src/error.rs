@@ -47,6 +47,18 @@ pub enum BenchError {
         /// The underlying error.
         error: std::io::Error,
     },
+
+    /// A prompt dataset is unreadable or malformed: names the file and, where it applies,
+    /// the 1-based line (or JSON array element).
+    #[error("{path}{}: {reason}", .line.map(|l| format!(", line {l}")).unwrap_or_default())]
+    Dataset {
+        /// The dataset file.
+        path: String,
+        /// The line at fault, when one is.
+        line: Option<usize>,
+        /// What is wrong.
+        reason: String,
+    },
 }
 
 /// `Result` with [`BenchError`].

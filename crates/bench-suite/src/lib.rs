@@ -13,7 +13,11 @@
 //! a GPU when `llm-engine` is built with its `cuda` feature.
 #![deny(missing_docs)]
 
+pub mod arrival;
+pub mod dataset;
+pub mod energy;
 pub mod error;
+pub mod modes;
 pub mod model_compare;
 pub mod plots;
 pub mod roofline;
