@@ -154,6 +154,15 @@ pub enum EngineError {
     /// A device memory query failed (CUDA driver).
     #[error("device memory query failed: {0}")]
     DeviceQuery(String),
+    /// One of this crate's CUDA kernels could not be loaded or launched, or was given tensors
+    /// it cannot use.
+    #[error("CUDA kernel `{kernel}`: {reason}")]
+    CudaKernel {
+        /// The kernel's name.
+        kernel: String,
+        /// What went wrong.
+        reason: String,
+    },
     /// The scheduler could not make progress although requests are unfinished (a bug).
     #[error("engine stalled: {waiting} waiting and {running} running requests but nothing could be scheduled")]
     Stalled {

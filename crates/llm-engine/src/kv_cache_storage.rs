@@ -205,6 +205,26 @@ impl PagedKvStorage {
         Ok(())
     }
 
+    /// Writes the new K and V rows of a whole step into layer `layer` in one kernel launch
+    /// each: `k` and `v` `[n, num_kv_heads, head_dim]` in the storage's dtype, row `t` to slot
+    /// `slot_mapping[t]` (u32 `[n]`, from [`crate::attention::AttentionMetadata`]).
+    ///
+    /// # Errors
+    /// [`EngineError::InvalidBatch`] for a layer out of range;
+    /// [`EngineError::CudaKernel`] for tensors not on CUDA or of the wrong shape or dtype.
+    #[cfg(feature = "cuda")]
+    pub fn write_slots(
+        &mut self,
+        layer: usize,
+        slot_mapping: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+    ) -> Result<()> {
+        let (k_cache, v_cache) = self.layer(layer)?;
+        crate::cuda::reshape_and_cache(k_cache, k, slot_mapping)?;
+        crate::cuda::reshape_and_cache(v_cache, v, slot_mapping)
+    }
+
     /// Reads the K and V rows of positions `0..len` of one sequence from layer `layer`:
     /// two tensors `[num_kv_heads, len, head_dim]`.
     ///

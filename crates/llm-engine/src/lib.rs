@@ -43,6 +43,8 @@
 pub mod attention;
 pub mod block_pool;
 pub mod config;
+#[cfg(feature = "cuda")]
+pub mod cuda;
 pub mod engine;
 pub mod error;
 pub mod kv_cache_storage;

@@ -18,11 +18,19 @@
 //! one padded `[num_kv_heads, B, T_max, head_dim]` tensor with the padding masked out, so a
 //! decode step of B sequences costs a fixed handful of tensor ops, not B times as many.
 //!
-//! This is the portable reference path (CPU, and correct on CUDA); a fused CUDA kernel can
-//! replace [`PagedAttention::forward`] behind the same signature.
+//! This is the portable reference path (CPU, and correct on CUDA). With the `cuda` feature,
+//! CUDA tensors take the kernel path instead ([`crate::cuda`]): one `reshape_and_cache` launch
+//! per layer for K and one for V, then one decode and one prefill launch reading K/V in place
+//! from the blocks, all driven by the step's [`AttentionMetadata`] (built once per forward
+//! pass, shared by all layers). `LLM_ENGINE_ATTENTION=reference` (read when the model is
+//! built) or [`PagedAttention::with_reference_path`] keeps CUDA on the reference path, which
+//! the kernel tests compare against.
 
 mod cpu_decode;
+#[cfg(feature = "cuda")]
+mod cuda_path;
 mod mask;
+pub mod metadata;
 
 use candle_core::{DType, Tensor};
 
@@ -33,6 +41,7 @@ use crate::models::BatchLayout;
 use cpu_decode::{paged_decode_attention_cpu, DecodeProblem};
 
 pub use mask::causal_mask;
+pub use metadata::AttentionMetadata;
 
 /// Attention shape and scaling of one model.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -42,6 +51,9 @@ pub struct PagedAttention {
     head_dim: usize,
     scale: f64,
     sliding_window: Option<usize>,
+    /// Whether CUDA tensors go through the CUDA kernels (false: the reference tensor ops).
+    #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+    use_kernels: bool,
 }
 
 impl PagedAttention {
@@ -53,7 +65,41 @@ impl PagedAttention {
             head_dim: cfg.head_dim,
             scale: 1.0 / (cfg.head_dim as f64).sqrt(),
             sliding_window: cfg.sliding_window,
+            use_kernels: std::env::var("LLM_ENGINE_ATTENTION").map_or(true, |v| v != "reference"),
         }
+    }
+
+    /// The same attention on the reference path (tensor ops) on every device, also on CUDA.
+    pub fn with_reference_path(self) -> Self {
+        Self {
+            use_kernels: false,
+            ..self
+        }
+    }
+
+    /// Query heads.
+    pub fn num_heads(&self) -> usize {
+        self.num_heads
+    }
+
+    /// Key/value heads.
+    pub fn num_kv_heads(&self) -> usize {
+        self.num_kv_heads
+    }
+
+    /// Elements per head.
+    pub fn head_dim(&self) -> usize {
+        self.head_dim
+    }
+
+    /// The softmax scale, `1/sqrt(head_dim)`.
+    pub fn scale(&self) -> f64 {
+        self.scale
+    }
+
+    /// The sliding window, if the model has one: a query at `p` sees keys `> p - window`.
+    pub fn sliding_window(&self) -> Option<usize> {
+        self.sliding_window
     }
 
     /// Attention of layer `layer` for a whole batch.
@@ -82,6 +128,12 @@ impl PagedAttention {
                 k.dims(),
                 v.dims()
             )));
+        }
+        #[cfg(feature = "cuda")]
+        if self.use_kernels && q.device().is_cuda() && crate::cuda::supports_head_dim(d) {
+            if let Some(meta) = &batch.attention {
+                return self.forward_cuda(q, k, v, meta, kv, layer);
+            }
         }
         let q = q.reshape((n, h, d))?;
         let k = k.reshape((n, kvh, d))?;

@@ -3,6 +3,7 @@
 use candle_core::{Device, Tensor};
 
 use super::SeqSlice;
+use crate::attention::AttentionMetadata;
 use crate::config::ModelConfig;
 use crate::error::{EngineError, Result};
 use crate::kv_cache_storage::PagedKvStorage;
@@ -25,6 +26,10 @@ pub struct BatchLayout<'a> {
     pub output_rows: Tensor,
     /// Number of rows in `output_rows`.
     pub num_outputs: usize,
+    /// The attention kernels' per-step metadata (slot mapping, block tables, context lengths,
+    /// decode and prefill work lists), built and uploaded once for all layers; `Some` on CUDA
+    /// devices only.
+    pub attention: Option<AttentionMetadata>,
 }
 
 impl<'a> BatchLayout<'a> {
@@ -102,6 +107,18 @@ impl<'a> BatchLayout<'a> {
         }
         let num_tokens = ids.len();
         let num_outputs = rows.len();
+        let attention = if device.is_cuda() {
+            Some(AttentionMetadata::new(
+                slices,
+                &offsets,
+                kv.block_size(),
+                cfg.num_heads,
+                cfg.num_kv_heads,
+                device,
+            )?)
+        } else {
+            None
+        };
         Ok(Self {
             slices,
             offsets,
@@ -110,6 +127,7 @@ impl<'a> BatchLayout<'a> {
             positions: Tensor::from_vec(positions, num_tokens, device)?,
             output_rows: Tensor::from_vec(rows, num_outputs, device)?,
             num_outputs,
+            attention,
         })
     }
 }

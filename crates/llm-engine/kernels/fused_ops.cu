@@ -1,0 +1,147 @@
+// Fused element-wise kernels of the models' forward on CUDA, each one launch where candle's op
+// path launches several. All arithmetic in f32; every value the reference path rounds to the
+// model dtype (the residual sum, SiLU(gate)) is rounded the same way here.
+//
+// add_rms_norm_<t>:   sum = x + delta (rounded to T); out = sum / sqrt(mean(sum^2) + eps) * w
+// add_layer_norm_<t>: sum = x + delta; out = (sum - mean) / sqrt(var + eps) * w + b
+//   one block per row; `dst` is [2, rows, hidden]: the sums, then the normed rows.
+// silu_mul_<t>:       gate_up [rows, 2*I] -> out [rows, I] = silu(gate) * up
+// rope_split_qkv_<t>: qkv [rows, (H + 2*KVH) * D] -> dst = [q: rows*H*D][k: rows*KVH*D][v: rows*KVH*D]
+//   with q and k rotated ("rotate half", neox style) by the table row of each token's position;
+//   cos_sin [max_pos, D] holds cos in its first D/2 columns and sin in the rest. `rotate` = 0
+//   only splits (GPT-2/OPT).
+#include "common.cuh"
+
+// The sum of `x` over the block (blockDim.x a multiple of 32, at most 1024); every thread gets it.
+__device__ __forceinline__ float block_sum(float x, float* shared32) {
+  const int lane = threadIdx.x & 31;
+  const int warp = threadIdx.x >> 5;
+  x = warp_sum(x);
+  __syncthreads();  // shared32 may still be read by a previous call
+  if (lane == 0) shared32[warp] = x;
+  __syncthreads();
+  const int warps = blockDim.x >> 5;
+  float total = lane < warps ? shared32[lane] : 0.f;
+  return warp_sum(total);
+}
+
+template <typename T>
+__device__ void add_norm_impl(T* __restrict__ dst, const T* __restrict__ x, const T* __restrict__ delta,
+                              const T* __restrict__ weight, const T* __restrict__ bias, int rows,
+                              int hidden, float eps, bool layer_norm) {
+  __shared__ float shared32[32];
+  const long long row = blockIdx.x;
+  const T* xr = x + row * hidden;
+  const T* dr = delta + row * hidden;
+  T* sum_r = dst + row * hidden;
+  T* out_r = dst + ((long long)rows + row) * hidden;
+  float s = 0.f;
+  for (int i = threadIdx.x; i < hidden; i += blockDim.x) {
+    const T h = from_float<T>(to_float(xr[i]) + to_float(dr[i]));
+    sum_r[i] = h;
+    s += to_float(h);
+  }
+  float mean = 0.f;
+  float sq = 0.f;
+  if (layer_norm) {
+    mean = block_sum(s, shared32) / hidden;
+    for (int i = threadIdx.x; i < hidden; i += blockDim.x) {
+      const float c = to_float(sum_r[i]) - mean;
+      sq += c * c;
+    }
+  } else {
+    for (int i = threadIdx.x; i < hidden; i += blockDim.x) {
+      const float v = to_float(sum_r[i]);
+      sq += v * v;
+    }
+  }
+  const float inv = rsqrtf(block_sum(sq, shared32) / hidden + eps);
+  for (int i = threadIdx.x; i < hidden; i += blockDim.x) {
+    float v = (to_float(sum_r[i]) - mean) * inv * to_float(weight[i]);
+    if (bias != nullptr) v += to_float(bias[i]);
+    out_r[i] = from_float<T>(v);
+  }
+}
+
+template <typename T>
+__device__ void silu_mul_impl(T* __restrict__ dst, const T* __restrict__ gate_up, long long rows, int inter) {
+  const long long total = rows * inter;
+  for (long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x; idx < total;
+       idx += (long long)gridDim.x * blockDim.x) {
+    const long long r = idx / inter;
+    const int c = (int)(idx - r * inter);
+    const T* row = gate_up + r * 2 * inter;
+    const float g = to_float(row[c]);
+    const float act = to_float(from_float<T>(g / (1.f + expf(-g))));
+    dst[idx] = from_float<T>(act * to_float(row[inter + c]));
+  }
+}
+
+template <typename T>
+__device__ void rope_split_qkv_impl(T* __restrict__ dst, const T* __restrict__ qkv, const T* __restrict__ cos_sin,
+                                    const uint32_t* __restrict__ positions, long long table_rows, long long rows,
+                                    int heads, int kv_heads, int head_dim, int rotate) {
+  const int half = head_dim / 2;
+  const int width = (heads + 2 * kv_heads) * head_dim;
+  const long long q_block = rows * heads * head_dim;
+  const long long k_block = rows * kv_heads * head_dim;
+  // One thread per pair (i, i + D/2) of a head of a row: (heads + 2*kv_heads) * half per row.
+  const int pairs_per_row = (heads + 2 * kv_heads) * half;
+  const long long total = rows * pairs_per_row;
+  for (long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x; idx < total;
+       idx += (long long)gridDim.x * blockDim.x) {
+    const long long r = idx / pairs_per_row;
+    const int rem = (int)(idx - r * pairs_per_row);
+    const int hh = rem / half;  // head in the fused row: q heads, k heads, v heads
+    const int i = rem - hh * half;
+    const T* src = qkv + r * width + hh * head_dim;
+    T* out;
+    if (hh < heads) {
+      out = dst + (r * heads + hh) * head_dim;
+    } else if (hh < heads + kv_heads) {
+      out = dst + q_block + (r * kv_heads + (hh - heads)) * head_dim;
+    } else {
+      out = dst + q_block + k_block + (r * kv_heads + (hh - heads - kv_heads)) * head_dim;
+    }
+    // A position past the table (never scheduled: the engine caps lengths at the model's
+    // max_position_embeddings, the table's length) reads nothing out of bounds.
+    const long long pos = rotate ? (long long)positions[r] : 0;
+    if (rotate && hh < heads + kv_heads && pos < table_rows) {
+      const T* table = cos_sin + pos * head_dim;
+      const float c = to_float(table[i]);
+      const float s = to_float(table[half + i]);
+      const float x1 = to_float(src[i]);
+      const float x2 = to_float(src[half + i]);
+      out[i] = from_float<T>(x1 * c - x2 * s);
+      out[half + i] = from_float<T>(x2 * c + x1 * s);
+    } else {
+      out[i] = src[i];
+      out[half + i] = src[half + i];
+    }
+  }
+}
+
+#define FUSED_OPS(NAME, T)                                                                          \
+  extern "C" __global__ void add_rms_norm_##NAME(T* dst, const T* x, const T* delta, const T* weight, \
+                                                 int rows, int hidden, float eps) {                 \
+    add_norm_impl<T>(dst, x, delta, weight, nullptr, rows, hidden, eps, false);                     \
+  }                                                                                                 \
+  extern "C" __global__ void add_layer_norm_##NAME(T* dst, const T* x, const T* delta,             \
+                                                   const T* weight, const T* bias, int rows,        \
+                                                   int hidden, float eps) {                         \
+    add_norm_impl<T>(dst, x, delta, weight, bias, rows, hidden, eps, true);                         \
+  }                                                                                                 \
+  extern "C" __global__ void silu_mul_##NAME(T* dst, const T* gate_up, long long rows, int inter) { \
+    silu_mul_impl<T>(dst, gate_up, rows, inter);                                                    \
+  }                                                                                                 \
+  extern "C" __global__ void rope_split_qkv_##NAME(T* dst, const T* qkv, const T* cos_sin,         \
+                                                   const uint32_t* positions, long long table_rows, \
+                                                   long long rows, int heads, int kv_heads,         \
+                                                   int head_dim, int rotate) {                      \
+    rope_split_qkv_impl<T>(dst, qkv, cos_sin, positions, table_rows, rows, heads, kv_heads,         \
+                           head_dim, rotate);                                                       \
+  }
+
+FUSED_OPS(f32, float)
+FUSED_OPS(f16, __half)
+FUSED_OPS(bf16, __nv_bfloat16)

@@ -1,0 +1,306 @@
+//! Launching the paged decode and prefill kernels for one layer.
+
+use candle_core::cuda_backend::cudarc::driver::{
+    CudaSlice, CudaView, DeviceRepr, LaunchConfig, PushKernelArg, ValidAsZeroBits,
+};
+use candle_core::cuda_backend::CudaDType;
+use candle_core::op::BackpropOp;
+use candle_core::{CudaDevice, CudaStorage, DType, Device, Storage, Tensor};
+
+use super::{
+    arg_i32, contiguous_view, dim, dtype_suffix, kernel_error, load, paged_attention_module,
+    PtxModule,
+};
+use crate::attention::metadata::{
+    query_heads_per_block, AttentionMetadata, PREFILL_ROWS_PER_BLOCK,
+};
+use crate::attention::PagedAttention;
+use crate::error::Result;
+
+/// Warps per thread block of both kernels (`DECODE_WARPS`, `PREFILL_WARPS`).
+const WARPS: usize = 4;
+
+/// Whether the kernels handle `head_dim` (up to 256 elements per head).
+pub fn supports_head_dim(head_dim: usize) -> bool {
+    (1..=256).contains(&head_dim)
+}
+
+/// Elements of head_dim per lane: the kernels' `EPL` template parameter.
+fn elems_per_lane(head_dim: usize) -> usize {
+    [1, 2, 4, 8]
+        .into_iter()
+        .find(|e| 32 * e >= head_dim)
+        .unwrap_or(8)
+}
+
+/// Attention of every new token of a step over the paged cache of one layer, on CUDA.
+///
+/// `q` is `[num_tokens, num_heads * head_dim]` in the cache's dtype; `k_cache`/`v_cache` the
+/// layer's `[num_kv_heads, num_slots, head_dim]` tensors, already holding this step's new
+/// rows (see [`super::reshape_and_cache`]); `meta` describes the step, `block_size` the cache.
+/// Decode slices go to the decode kernel, longer slices to the prefill kernel; both write
+/// their rows of the returned `[num_tokens, num_heads * head_dim]` tensor in token order.
+///
+/// # Errors
+/// [`EngineError::CudaKernel`](crate::EngineError::CudaKernel) for tensors that are not on
+/// CUDA, of another dtype or shape than `attn` and the cache imply, a head_dim over 256, or a
+/// failed launch.
+pub fn paged_attention(
+    attn: &PagedAttention,
+    q: &Tensor,
+    k_cache: &Tensor,
+    v_cache: &Tensor,
+    meta: &AttentionMetadata,
+    block_size: usize,
+) -> Result<Tensor> {
+    let dtype = k_cache.dtype();
+    let what = format!(
+        "paged_attention_{}",
+        dtype_suffix(dtype).unwrap_or("unsupported")
+    );
+    let (h, kvh, d) = (attn.num_heads(), attn.num_kv_heads(), attn.head_dim());
+    let n = meta.num_tokens;
+    let cache_dims = k_cache.dims();
+    if q.dims() != [n, h * d]
+        || q.dtype() != dtype
+        || v_cache.dtype() != dtype
+        || cache_dims.len() != 3
+        || cache_dims[0] != kvh
+        || cache_dims[2] != d
+        || v_cache.dims() != cache_dims
+    {
+        return Err(kernel_error(
+            &what,
+            format!(
+                "q {:?} {:?}, caches {:?} {:?} / {:?} do not fit {n} tokens of {h} heads / {kvh} kv heads of {d}",
+                q.dims(),
+                q.dtype(),
+                cache_dims,
+                dtype,
+                v_cache.dims()
+            ),
+        ));
+    }
+    if !supports_head_dim(d) || kvh == 0 || h % kvh != 0 || block_size == 0 {
+        return Err(kernel_error(
+            &what,
+            format!("unsupported shape: {h} heads, {kvh} kv heads, head_dim {d}, block size {block_size}"),
+        ));
+    }
+    let Device::Cuda(dev) = q.device() else {
+        return Err(kernel_error(&what, "q is not on a CUDA device"));
+    };
+    let module = paged_attention_module(dtype)
+        .ok_or_else(|| kernel_error(&what, format!("dtype {dtype:?} is not supported")))?;
+    let q = q.contiguous()?;
+    let args = Args {
+        attn,
+        q: &q,
+        k_cache,
+        v_cache,
+        meta,
+        block_size,
+        module: &module,
+        dtype_suffix: dtype_suffix(dtype).unwrap_or("unsupported"),
+    };
+    let storage = match dtype {
+        DType::F32 => run::<f32>(dev, &args)?,
+        DType::F16 => run::<half::f16>(dev, &args)?,
+        _ => run::<half::bf16>(dev, &args)?,
+    };
+    Ok(Tensor::from_storage(
+        Storage::Cuda(storage),
+        (n, h * d),
+        BackpropOp::none(),
+        false,
+    ))
+}
+
+/// Everything one layer's launches need.
+struct Args<'a> {
+    attn: &'a PagedAttention,
+    q: &'a Tensor,
+    k_cache: &'a Tensor,
+    v_cache: &'a Tensor,
+    meta: &'a AttentionMetadata,
+    block_size: usize,
+    module: &'a PtxModule,
+    dtype_suffix: &'static str,
+}
+
+/// The CUDA storage behind a tensor, or an error naming `kernel`.
+fn cuda_storage<'a>(guard: &'a Storage, kernel: &str, what: &str) -> Result<&'a CudaStorage> {
+    match guard {
+        Storage::Cuda(s) => Ok(s),
+        _ => Err(kernel_error(
+            kernel,
+            format!("{what} is not on a CUDA device"),
+        )),
+    }
+}
+
+/// The u32 elements a metadata tensor covers.
+fn u32_view<'a>(
+    guard: &'a Storage,
+    layout: &candle_core::Layout,
+    kernel: &str,
+    what: &str,
+) -> Result<CudaView<'a, u32>> {
+    contiguous_view::<u32>(cuda_storage(guard, kernel, what)?, layout, kernel, what)
+}
+
+fn run<T: CudaDType + DeviceRepr + ValidAsZeroBits>(
+    dev: &CudaDevice,
+    a: &Args<'_>,
+) -> Result<CudaStorage> {
+    let (h, kvh, d) = (a.attn.num_heads(), a.attn.num_kv_heads(), a.attn.head_dim());
+    let meta = a.meta;
+    let epl = elems_per_lane(d);
+    let qpb = query_heads_per_block(h, kvh);
+    let decode_kernel = format!("paged_decode_{}_e{epl}_q{qpb}", a.dtype_suffix);
+    let prefill_kernel = format!("paged_prefill_{}_e{epl}_q{qpb}", a.dtype_suffix);
+    if PREFILL_ROWS_PER_BLOCK / qpb != meta.tokens_per_tile {
+        return Err(kernel_error(
+            &prefill_kernel,
+            format!(
+                "the metadata was built for {} tokens per tile, this model needs {}",
+                meta.tokens_per_tile,
+                PREFILL_ROWS_PER_BLOCK / qpb
+            ),
+        ));
+    }
+    let mut out: CudaSlice<T> = dev
+        .alloc_zeros::<T>(meta.num_tokens * h * d)
+        .map_err(|e| kernel_error(&decode_kernel, format!("output allocation: {e}")))?;
+
+    let (q_g, q_l) = a.q.storage_and_layout();
+    let (k_g, k_l) = a.k_cache.storage_and_layout();
+    let (v_g, v_l) = a.v_cache.storage_and_layout();
+    let q_v = contiguous_view::<T>(
+        cuda_storage(&q_g, &decode_kernel, "q")?,
+        q_l,
+        &decode_kernel,
+        "q",
+    )?;
+    let k_v = contiguous_view::<T>(
+        cuda_storage(&k_g, &decode_kernel, "k_cache")?,
+        k_l,
+        &decode_kernel,
+        "k_cache",
+    )?;
+    let v_v = contiguous_view::<T>(
+        cuda_storage(&v_g, &decode_kernel, "v_cache")?,
+        v_l,
+        &decode_kernel,
+        "v_cache",
+    )?;
+    // The decode kernel loads cache rows as vectors of `epl` elements: the views must start
+    // on such a boundary (they do: caches are whole allocations).
+    if k_l.start_offset() % epl != 0 || v_l.start_offset() % epl != 0 {
+        return Err(kernel_error(
+            &decode_kernel,
+            "the KV cache views are not vector-aligned",
+        ));
+    }
+    let (bt_g, bt_l) = meta.block_tables.storage_and_layout();
+    let (cl_g, cl_l) = meta.context_lens.storage_and_layout();
+    let (qs_g, qs_l) = meta.query_starts.storage_and_layout();
+    let (ds_g, ds_l) = meta.decode_slices.storage_and_layout();
+    let (pt_g, pt_l) = meta.prefill_tiles.storage_and_layout();
+    let k = &decode_kernel;
+    let block_tables = u32_view(&bt_g, bt_l, k, "block_tables")?;
+    let context_lens = u32_view(&cl_g, cl_l, k, "context_lens")?;
+    let query_starts = u32_view(&qs_g, qs_l, k, "query_starts")?;
+    let decode_slices = u32_view(&ds_g, ds_l, k, "decode_slices")?;
+    let prefill_tiles = u32_view(&pt_g, pt_l, k, "prefill_tiles")?;
+
+    let num_heads = arg_i32(h, &decode_kernel, "num_heads")?;
+    let num_kv_heads = arg_i32(kvh, &decode_kernel, "num_kv_heads")?;
+    let head_dim = arg_i32(d, &decode_kernel, "head_dim")?;
+    let block_size = arg_i32(a.block_size, &decode_kernel, "block_size")?;
+    let max_blocks = arg_i32(meta.max_blocks, &decode_kernel, "max_blocks")?;
+    let num_slots = a.k_cache.dims()[1] as i64;
+    let scale = a.attn.scale() as f32;
+    let window = arg_i32(
+        a.attn.sliding_window().unwrap_or(0),
+        &decode_kernel,
+        "sliding_window",
+    )?;
+    let stream = dev.cuda_stream();
+
+    if meta.num_decodes > 0 {
+        if meta.num_decodes > 65_535 {
+            return Err(kernel_error(
+                &decode_kernel,
+                format!(
+                    "{} decode sequences exceed the grid's 65,535",
+                    meta.num_decodes
+                ),
+            ));
+        }
+        let func = load(dev, a.module, &decode_kernel)?;
+        let smem = (2 * WARPS * qpb + WARPS * qpb * 32 * epl) * 4;
+        let cfg = LaunchConfig {
+            grid_dim: (
+                dim(h / qpb, &decode_kernel, "head groups")?,
+                dim(meta.num_decodes, &decode_kernel, "decode sequences")?,
+                1,
+            ),
+            block_dim: ((WARPS * 32) as u32, 1, 1),
+            shared_mem_bytes: smem as u32,
+        };
+        let mut b = stream.launch_builder(&func);
+        b.arg(&mut out);
+        b.arg(&q_v);
+        b.arg(&k_v);
+        b.arg(&v_v);
+        b.arg(&block_tables);
+        b.arg(&context_lens);
+        b.arg(&query_starts);
+        b.arg(&decode_slices);
+        b.arg(&num_heads);
+        b.arg(&num_kv_heads);
+        b.arg(&head_dim);
+        b.arg(&block_size);
+        b.arg(&max_blocks);
+        b.arg(&num_slots);
+        b.arg(&scale);
+        b.arg(&window);
+        // SAFETY: the arguments match paged_decode_* in kernels/paged_attention.cuh; the
+        // metadata's slices, rows and block ids were checked against the batch and the
+        // storage when it was built, so every read and write stays inside its tensor.
+        unsafe { b.launch(cfg) }.map_err(|e| kernel_error(&decode_kernel, e))?;
+    }
+    if meta.num_prefill_tiles > 0 {
+        let func = load(dev, a.module, &prefill_kernel)?;
+        let bk = if epl >= 8 { 8 } else { 32 };
+        let smem = (bk * (d + 1) + bk * d + PREFILL_ROWS_PER_BLOCK * d) * 4;
+        let cfg = LaunchConfig {
+            grid_dim: (
+                dim(meta.num_prefill_tiles, &prefill_kernel, "prefill tiles")?,
+                dim(h / qpb, &prefill_kernel, "head groups")?,
+                1,
+            ),
+            block_dim: ((WARPS * 32) as u32, 1, 1),
+            shared_mem_bytes: smem as u32,
+        };
+        let mut b = stream.launch_builder(&func);
+        b.arg(&mut out);
+        b.arg(&q_v);
+        b.arg(&k_v);
+        b.arg(&v_v);
+        b.arg(&block_tables);
+        b.arg(&prefill_tiles);
+        b.arg(&num_heads);
+        b.arg(&num_kv_heads);
+        b.arg(&head_dim);
+        b.arg(&block_size);
+        b.arg(&max_blocks);
+        b.arg(&num_slots);
+        b.arg(&scale);
+        b.arg(&window);
+        // SAFETY: as for the decode launch; the arguments match paged_prefill_*.
+        unsafe { b.launch(cfg) }.map_err(|e| kernel_error(&prefill_kernel, e))?;
+    }
+    Ok(CudaStorage::wrap_cuda_slice(out, dev.clone()))
+}

@@ -1,0 +1,148 @@
+//! Writing a step's new K or V rows into their cache slots in one launch.
+
+use candle_core::cuda_backend::cudarc::driver::{DeviceRepr, LaunchConfig, PushKernelArg};
+use candle_core::cuda_backend::CudaDType;
+use candle_core::{CpuStorage, CudaStorage, DType, InplaceOp3, Layout, Tensor};
+
+use super::{arg_i32, contiguous_view, dim, dtype_suffix, kernel_error, load, RESHAPE_AND_CACHE};
+use crate::error::Result;
+
+/// Writes `rows` (`[n, num_kv_heads, head_dim]`, the cache's dtype) into `cache`
+/// (`[num_kv_heads, num_slots, head_dim]`) at the slots `slot_mapping` (u32 `[n]`) names: row
+/// `t`, head `h` goes to `cache[h, slot_mapping[t], :]`. One kernel launch, on the cache's
+/// stream.
+///
+/// # Errors
+/// [`EngineError::CudaKernel`](crate::EngineError::CudaKernel) for tensors not on CUDA, of
+/// mismatched shapes or dtypes, or a failed launch.
+pub fn reshape_and_cache(cache: &Tensor, rows: &Tensor, slot_mapping: &Tensor) -> Result<()> {
+    let kernel = format!(
+        "reshape_and_cache_{}",
+        dtype_suffix(cache.dtype()).unwrap_or("unsupported")
+    );
+    let (kvh, _, d) = cache
+        .dims3()
+        .map_err(|e| kernel_error(&kernel, format!("cache: {e}")))?;
+    let n = slot_mapping.elem_count();
+    if rows.dims() != [n, kvh, d] || rows.dtype() != cache.dtype() {
+        return Err(kernel_error(
+            &kernel,
+            format!(
+                "rows {:?} {:?} do not fit {n} slots of a {:?} {:?} cache",
+                rows.dims(),
+                rows.dtype(),
+                cache.dims(),
+                cache.dtype()
+            ),
+        ));
+    }
+    if slot_mapping.dtype() != DType::U32 {
+        return Err(kernel_error(&kernel, "slot_mapping must be u32"));
+    }
+    if n == 0 {
+        return Ok(());
+    }
+    let rows = rows.contiguous()?;
+    cache
+        .inplace_op3(&rows, slot_mapping, &ReshapeAndCache)
+        .map_err(|e| match e {
+            candle_core::Error::Wrapped(inner) => kernel_error(&kernel, inner),
+            other => kernel_error(&kernel, other),
+        })
+}
+
+struct ReshapeAndCache;
+
+impl InplaceOp3 for ReshapeAndCache {
+    fn name(&self) -> &'static str {
+        "reshape_and_cache"
+    }
+
+    fn cpu_fwd(
+        &self,
+        _: &mut CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+    ) -> candle_core::Result<()> {
+        candle_core::bail!("reshape_and_cache runs on CUDA only")
+    }
+
+    fn cuda_fwd(
+        &self,
+        cache: &mut CudaStorage,
+        cache_l: &Layout,
+        rows: &CudaStorage,
+        rows_l: &Layout,
+        slots: &CudaStorage,
+        slots_l: &Layout,
+    ) -> candle_core::Result<()> {
+        use candle_core::backend::BackendStorage;
+        let to_candle = |e: crate::EngineError| candle_core::Error::Wrapped(Box::new(e));
+        match cache.dtype() {
+            DType::F32 => launch::<f32>(cache, cache_l, rows, rows_l, slots, slots_l),
+            DType::F16 => launch::<half::f16>(cache, cache_l, rows, rows_l, slots, slots_l),
+            DType::BF16 => launch::<half::bf16>(cache, cache_l, rows, rows_l, slots, slots_l),
+            other => Err(kernel_error(
+                "reshape_and_cache",
+                format!("cache dtype {other:?} is not supported"),
+            )),
+        }
+        .map_err(to_candle)
+    }
+}
+
+fn launch<T: CudaDType + DeviceRepr>(
+    cache: &mut CudaStorage,
+    cache_l: &Layout,
+    rows: &CudaStorage,
+    rows_l: &Layout,
+    slots: &CudaStorage,
+    slots_l: &Layout,
+) -> Result<()> {
+    use candle_core::backend::BackendStorage;
+    let kernel = format!(
+        "reshape_and_cache_{}",
+        dtype_suffix(cache.dtype()).unwrap_or("unsupported")
+    );
+    let (kvh, num_slots, d) = cache_l
+        .shape()
+        .dims3()
+        .map_err(|e| kernel_error(&kernel, e))?;
+    let n = slots_l.shape().elem_count();
+    let (c0, c1) = cache_l
+        .contiguous_offsets()
+        .ok_or_else(|| kernel_error(&kernel, "the cache must be contiguous"))?;
+    let rows_v = contiguous_view::<T>(rows, rows_l, &kernel, "rows")?;
+    let slots_v = contiguous_view::<u32>(slots, slots_l, &kernel, "slot_mapping")?;
+    let dev = cache.device().clone();
+    let func = load(&dev, &RESHAPE_AND_CACHE, &kernel)?;
+    let num_kv_heads = arg_i32(kvh, &kernel, "num_kv_heads")?;
+    let head_dim = arg_i32(d, &kernel, "head_dim")?;
+    let num_slots = num_slots as i64;
+    let threads = (kvh * d).next_multiple_of(32).min(256);
+    let cfg = LaunchConfig {
+        grid_dim: (dim(n, &kernel, "tokens")?, 1, 1),
+        block_dim: (threads as u32, 1, 1),
+        shared_mem_bytes: 0,
+    };
+    let cache_s = cache
+        .as_cuda_slice_mut::<T>()
+        .map_err(|e| kernel_error(&kernel, e))?;
+    let mut cache_v = cache_s.slice_mut(c0..c1);
+    let stream = dev.cuda_stream();
+    let mut b = stream.launch_builder(&func);
+    b.arg(&mut cache_v);
+    b.arg(&rows_v);
+    b.arg(&slots_v);
+    b.arg(&num_kv_heads);
+    b.arg(&head_dim);
+    b.arg(&num_slots);
+    // SAFETY: the argument list matches the kernel's signature (kernels/reshape_and_cache.cu);
+    // every slot < num_slots (the metadata checks block ids against the storage) and every
+    // row read is inside `rows` ([n, kvh, d], checked above).
+    unsafe { b.launch(cfg) }.map_err(|e| kernel_error(&kernel, e))?;
+    Ok(())
+}
