@@ -307,7 +307,7 @@ fn check_cases(compare_with_gpu_reference: bool) {
             let diff = (pick(&kv_gpu) - pick(&kv_ref))
                 .and_then(|d| d.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>())
                 .expect("cache diff");
-            if diff != 0.0 && !compare_with_gpu_reference {
+            if diff != 0.0 {
                 failures.push(format!(
                     "{case:?}: {name} cache differs from the reference by up to {diff:e}"
                 ));
