@@ -17,8 +17,10 @@
 
 pub mod driver;
 pub mod header;
+pub mod latency;
 pub mod offline;
 pub mod repeat;
+pub mod serve;
 
 use metrics::ServingMetrics;
 use serde::Serialize;
@@ -160,3 +162,6 @@ pub(crate) fn energy_figures(e: &EnergyReport) -> Vec<(&'static str, f64)> {
     .filter_map(|(k, v)| v.map(|v| (k, v)))
     .collect()
 }
+
+#[cfg(test)]
+mod tests;
