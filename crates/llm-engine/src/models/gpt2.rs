@@ -9,7 +9,7 @@ use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::LayerNorm;
 
 use super::batch::BatchLayout;
-use super::layers::{activate, conv1d, layer_norm, Linear, LmHead};
+use super::layers::{activate, conv1d, fused_kernels_enabled, layer_norm, Linear, LmHead};
 use super::{CausalLm, SeqSlice};
 use crate::attention::PagedAttention;
 use crate::config::ModelConfig;
@@ -39,6 +39,9 @@ pub struct Gpt2 {
     attention: PagedAttention,
     device: Device,
     dtype: DType,
+    /// Whether [`Gpt2::run`] takes the fused CUDA kernels' path.
+    #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+    fused: bool,
 }
 
 impl Gpt2 {
@@ -87,6 +90,7 @@ impl Gpt2 {
             attention: PagedAttention::new(cfg),
             device: w.device().clone(),
             dtype: w.dtype(),
+            fused: fused_kernels_enabled(w.device()),
         })
     }
 
@@ -98,6 +102,10 @@ impl Gpt2 {
                 DType::F32,
                 &self.device,
             )?);
+        }
+        #[cfg(feature = "cuda")]
+        if self.fused {
+            return self.run_fused(&layout, kv);
         }
         let h = self.cfg.hidden_size;
         let mut x = (self.wte.index_select(&layout.token_ids, 0)?
@@ -114,6 +122,43 @@ impl Gpt2 {
         }
         self.lm_head
             .logits_of_outputs(&x, &layout, |x| Ok(self.ln_f.forward(&x)?))
+    }
+}
+
+#[cfg(feature = "cuda")]
+impl Gpt2 {
+    /// [`Gpt2::run`] with the fused CUDA kernels: residual add + LayerNorm and the q/k/v split
+    /// in one launch each. The MLP's residual add is carried into the next layer's first norm.
+    fn run_fused(&self, layout: &BatchLayout<'_>, kv: &mut PagedKvStorage) -> Result<Tensor> {
+        use super::layers::fused_add_layer_norm;
+        use crate::cuda::fused::rope_split_qkv;
+        let (heads, kv_heads, hd) = (self.cfg.num_heads, self.cfg.num_kv_heads, self.cfg.head_dim);
+        let mut x = (self.wte.index_select(&layout.token_ids, 0)?
+            + self.wpe.index_select(&layout.positions, 0)?)?;
+        // The previous layer's MLP output, not yet added to `x`.
+        let mut pending: Option<Tensor> = None;
+        for (l, b) in self.blocks.iter().enumerate() {
+            let a_in = match pending.take() {
+                None => b.ln_1.forward(&x)?,
+                Some(d) => {
+                    let (sum, normed) = fused_add_layer_norm(&x, &d, &b.ln_1)?;
+                    x = sum;
+                    normed
+                }
+            };
+            let qkv = b.c_attn.forward(&a_in)?;
+            let (q, k, v) = rope_split_qkv(&qkv, None, heads, kv_heads, hd)?;
+            let a = self.attention.forward(&q, &k, &v, layout, kv, l)?;
+            let (sum, m_in) = fused_add_layer_norm(&x, &b.attn_proj.forward(&a)?, &b.ln_2)?;
+            x = sum;
+            let m = activate(&b.c_fc.forward(&m_in)?, self.cfg.activation)?;
+            pending = Some(b.mlp_proj.forward(&m)?);
+        }
+        if let Some(d) = pending {
+            x = (x + d)?;
+        }
+        self.lm_head
+            .logits_of_outputs(&x, layout, |x| Ok(self.ln_f.forward(&x)?))
     }
 }
 

@@ -142,6 +142,33 @@ pub(crate) fn rms_norm(w: &Weights, prefix: &str, size: usize, eps: f64) -> Resu
     Ok(RmsNorm::new(weight, eps))
 }
 
+/// Whether the models run their fused CUDA kernels ([`crate::cuda::fused`]) on `device`: on
+/// CUDA unless the environment sets `LLM_ENGINE_FUSED=0`, which keeps candle's op path (the
+/// reference the kernels are tested against). Read once, when a model is built.
+pub(crate) fn fused_kernels_enabled(device: &candle_core::Device) -> bool {
+    cfg!(feature = "cuda")
+        && device.is_cuda()
+        && std::env::var("LLM_ENGINE_FUSED").map_or(true, |v| v.trim() != "0")
+}
+
+/// `x + delta` and `norm` of it, `(sum, normed)`: one fused CUDA launch
+/// ([`crate::cuda::fused::add_layer_norm`]), or candle's two ops for a norm without bias.
+#[cfg(feature = "cuda")]
+pub(crate) fn fused_add_layer_norm(
+    x: &Tensor,
+    delta: &Tensor,
+    norm: &LayerNorm,
+) -> Result<(Tensor, Tensor)> {
+    match norm.bias() {
+        Some(bias) => crate::cuda::fused::add_layer_norm(x, delta, norm.weight(), bias, norm.eps()),
+        None => {
+            let sum = (x + delta)?;
+            let normed = norm.forward(&sum)?;
+            Ok((sum, normed))
+        }
+    }
+}
+
 /// Applies the activation.
 pub(crate) fn activate(x: &Tensor, act: Activation) -> Result<Tensor> {
     Ok(match act {

@@ -10,7 +10,9 @@ use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::RmsNorm;
 
 use super::batch::BatchLayout;
-use super::layers::{activate, fused_linear, linear, rms_norm, Linear, LmHead};
+use super::layers::{
+    activate, fused_kernels_enabled, fused_linear, linear, rms_norm, Linear, LmHead,
+};
 use super::rope::RotaryTables;
 use super::{CausalLm, SeqSlice};
 use crate::attention::PagedAttention;
@@ -41,6 +43,9 @@ pub struct Llama {
     attention: PagedAttention,
     device: Device,
     dtype: DType,
+    /// Whether [`Llama::run`] takes the fused CUDA kernels' path.
+    #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+    fused: bool,
 }
 
 impl Llama {
@@ -98,6 +103,7 @@ impl Llama {
             attention: PagedAttention::new(cfg),
             device: w.device().clone(),
             dtype: w.dtype(),
+            fused: fused_kernels_enabled(w.device()),
         })
     }
 
@@ -109,6 +115,10 @@ impl Llama {
                 DType::F32,
                 &self.device,
             )?);
+        }
+        #[cfg(feature = "cuda")]
+        if self.fused {
+            return self.run_fused(&layout, kv);
         }
         let n = layout.num_tokens;
         let (qs, kvs, hd) = (self.cfg.q_size(), self.cfg.kv_size(), self.cfg.head_dim);
@@ -135,6 +145,60 @@ impl Llama {
         }
         self.lm_head
             .logits_of_outputs(&x, &layout, |x| Ok(self.norm.forward(&x)?))
+    }
+}
+
+#[cfg(feature = "cuda")]
+impl Llama {
+    /// [`Llama::run`] with the fused CUDA kernels: residual add + RMSNorm, rotary embedding
+    /// with the q/k/v split, SiLU·up — same maths, four to six fewer launches per layer. The
+    /// MLP's residual add is carried into the next layer's input norm.
+    fn run_fused(&self, layout: &BatchLayout<'_>, kv: &mut PagedKvStorage) -> Result<Tensor> {
+        use crate::config::Activation;
+        use crate::cuda::fused::{add_rms_norm, rope_split_qkv, silu_mul, Rotary};
+        let cos_sin = self
+            .rope
+            .cos_sin()
+            .ok_or_else(|| crate::EngineError::CudaKernel {
+                kernel: "rope_split_qkv".into(),
+                reason: "the rotary table was not built on this device".into(),
+            })?;
+        let rotary = Rotary {
+            cos_sin,
+            positions: &layout.positions,
+        };
+        let (heads, kv_heads, hd) = (self.cfg.num_heads, self.cfg.num_kv_heads, self.cfg.head_dim);
+        let i = self.cfg.intermediate_size;
+        let mut x = self.embed.index_select(&layout.token_ids, 0)?;
+        // The previous layer's MLP output, not yet added to `x`.
+        let mut pending: Option<Tensor> = None;
+        for (l, b) in self.blocks.iter().enumerate() {
+            let h = match pending.take() {
+                None => b.input_norm.forward(&x)?,
+                Some(d) => {
+                    let (sum, h) = add_rms_norm(&x, &d, b.input_norm.weight(), b.input_norm.eps())?;
+                    x = sum;
+                    h
+                }
+            };
+            let qkv = b.qkv.forward(&h)?;
+            let (q, k, v) = rope_split_qkv(&qkv, Some(rotary), heads, kv_heads, hd)?;
+            let a = self.attention.forward(&q, &k, &v, layout, kv, l)?;
+            let o = b.o_proj.forward(&a)?;
+            let (sum, h) = add_rms_norm(&x, &o, b.post_norm.weight(), b.post_norm.eps())?;
+            x = sum;
+            let gu = b.gate_up.forward(&h)?;
+            let act = match self.cfg.activation {
+                Activation::Silu => silu_mul(&gu)?,
+                other => (activate(&gu.narrow(1, 0, i)?, other)? * gu.narrow(1, i, i)?)?,
+            };
+            pending = Some(b.down.forward(&act)?);
+        }
+        if let Some(d) = pending {
+            x = (x + d)?;
+        }
+        self.lm_head
+            .logits_of_outputs(&x, layout, |x| Ok(self.norm.forward(&x)?))
     }
 }
 

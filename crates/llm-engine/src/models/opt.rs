@@ -10,7 +10,9 @@ use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::LayerNorm;
 
 use super::batch::BatchLayout;
-use super::layers::{activate, fused_linear, layer_norm, linear, Linear, LmHead};
+use super::layers::{
+    activate, fused_kernels_enabled, fused_linear, layer_norm, linear, Linear, LmHead,
+};
 use super::{CausalLm, SeqSlice};
 use crate::attention::PagedAttention;
 use crate::config::ModelConfig;
@@ -45,6 +47,9 @@ pub struct Opt {
     attention: PagedAttention,
     device: Device,
     dtype: DType,
+    /// Whether [`Opt::run`] takes the fused CUDA kernels' path (pre-norm models only).
+    #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+    fused: bool,
 }
 
 impl Opt {
@@ -138,6 +143,7 @@ impl Opt {
             attention: PagedAttention::new(cfg),
             device: w.device().clone(),
             dtype: w.dtype(),
+            fused: cfg.do_layer_norm_before && fused_kernels_enabled(w.device()),
         })
     }
 
@@ -149,6 +155,10 @@ impl Opt {
                 DType::F32,
                 &self.device,
             )?);
+        }
+        #[cfg(feature = "cuda")]
+        if self.fused {
+            return self.run_fused(&layout, kv);
         }
         let h = self.cfg.hidden_size;
         let pre = self.cfg.do_layer_norm_before;
@@ -185,6 +195,55 @@ impl Opt {
             }
         }
         self.lm_head.logits_of_outputs(&x, &layout, |mut x| {
+            if let Some(n) = &self.final_norm {
+                x = n.forward(&x)?;
+            }
+            if let Some(p) = &self.project_out {
+                x = p.forward(&x)?;
+            }
+            Ok(x)
+        })
+    }
+}
+
+#[cfg(feature = "cuda")]
+impl Opt {
+    /// [`Opt::run`] of a pre-norm model with the fused CUDA kernels: residual add + LayerNorm
+    /// and the q/k/v split in one launch each. The MLP's residual add is carried into the next
+    /// layer's first norm.
+    fn run_fused(&self, layout: &BatchLayout<'_>, kv: &mut PagedKvStorage) -> Result<Tensor> {
+        use super::layers::fused_add_layer_norm;
+        use crate::cuda::fused::rope_split_qkv;
+        let (heads, kv_heads, hd) = (self.cfg.num_heads, self.cfg.num_kv_heads, self.cfg.head_dim);
+        let mut x = self.embed_tokens.index_select(&layout.token_ids, 0)?;
+        if let Some(p) = &self.project_in {
+            x = p.forward(&x)?;
+        }
+        let positions = (&layout.positions + f64::from(POSITION_OFFSET))?;
+        x = (x + self.embed_positions.index_select(&positions, 0)?)?;
+        // The previous layer's MLP output, not yet added to `x`.
+        let mut pending: Option<Tensor> = None;
+        for (l, b) in self.blocks.iter().enumerate() {
+            let a_in = match pending.take() {
+                None => b.attn_norm.forward(&x)?,
+                Some(d) => {
+                    let (sum, normed) = fused_add_layer_norm(&x, &d, &b.attn_norm)?;
+                    x = sum;
+                    normed
+                }
+            };
+            let qkv = b.qkv.forward(&a_in)?;
+            let (q, k, v) = rope_split_qkv(&qkv, None, heads, kv_heads, hd)?;
+            let a = self.attention.forward(&q, &k, &v, layout, kv, l)?;
+            let (sum, m_in) = fused_add_layer_norm(&x, &b.out_proj.forward(&a)?, &b.mlp_norm)?;
+            x = sum;
+            let m = activate(&b.fc1.forward(&m_in)?, self.cfg.activation)?;
+            pending = Some(b.fc2.forward(&m)?);
+        }
+        if let Some(d) = pending {
+            x = (x + d)?;
+        }
+        self.lm_head.logits_of_outputs(&x, layout, |mut x| {
             if let Some(n) = &self.final_norm {
                 x = n.forward(&x)?;
             }

@@ -10,6 +10,10 @@ use crate::error::Result;
 pub(crate) struct RotaryTables {
     cos: Tensor,
     sin: Tensor,
+    /// On CUDA: `[max_position_embeddings, head_dim]`, cos then sin of each position, the table
+    /// of the fused rotary kernel (`crate::cuda::fused::rope_split_qkv`).
+    #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+    cos_sin: Option<Tensor>,
 }
 
 /// The inverse frequencies `1 / theta^(2i/d)`, scaled as the config says. Computed in f32 the
@@ -69,10 +73,21 @@ impl RotaryTables {
                 sin.push(angle.sin());
             }
         }
-        Ok(Self {
-            cos: Tensor::from_vec(cos, (n, half), device)?.to_dtype(dtype)?,
-            sin: Tensor::from_vec(sin, (n, half), device)?.to_dtype(dtype)?,
-        })
+        let cos = Tensor::from_vec(cos, (n, half), device)?.to_dtype(dtype)?;
+        let sin = Tensor::from_vec(sin, (n, half), device)?.to_dtype(dtype)?;
+        let cos_sin = if device.is_cuda() {
+            Some(Tensor::cat(&[&cos, &sin], 1)?)
+        } else {
+            None
+        };
+        Ok(Self { cos, sin, cos_sin })
+    }
+
+    /// The fused kernel's table `[max_position_embeddings, head_dim]` (cos, then sin), built on
+    /// CUDA devices only.
+    #[cfg(feature = "cuda")]
+    pub(crate) fn cos_sin(&self) -> Option<&Tensor> {
+        self.cos_sin.as_ref()
     }
 
     /// cos and sin rows `[n, head_dim / 2]` for the u32 `positions` `[n]`.

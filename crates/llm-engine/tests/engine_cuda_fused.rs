@@ -1,0 +1,383 @@
+//! The fused CUDA kernels of the models' forward (`kernels/fused_ops.cu`) against candle's op
+//! path on the same GPU, and the models' logits with them against the models' logits without
+//! them (`LLM_ENGINE_FUSED=0`). Run with
+//! `cargo test -p llm-engine --features cuda --release --test engine_cuda_fused`
+//! on a machine with an NVIDIA GPU (without one every test prints why and passes).
+//!
+//! - `add_rms_norm_matches_candle`, `add_layer_norm_matches_candle`: `x + delta` then candle's
+//!   `rms_norm` / `layer_norm`, rows 1, 7 and 300, hidden 1, 33, 1000 and 4099 (more than one
+//!   element per thread, not a multiple of 32).
+//! - `silu_mul_matches_candle`: `silu(gate) * up`, rows 1, 5, 129, intermediate 1, 37, 2755.
+//! - `rope_split_qkv_matches_candle`: candle's `rope_thd` on q and k, plain copies of v and, with
+//!   no rotary, of all three; head counts (4, 4), (8, 2) (GQA 4), (3, 1); head_dim 6, 64, 128.
+//! - `fused_models_match_the_op_path`: every golden fixture (GPT-2, OPT, Llama, Llama-3 GQA),
+//!   all tokens' logits of a prefill step and a mixed decode/prefill-chunk step.
+//!
+//! Each kernel case runs in f32, f16 and bf16 on fresh N(0, 1) inputs; tolerances (on
+//! |fused − reference| / max(1, |reference|)) are stated per dtype in [`tolerance`].
+#![cfg(feature = "cuda")]
+
+mod engine_support;
+
+use candle_core::{DType, Device, Tensor, D};
+use llm_engine::cuda::fused::{add_layer_norm, add_rms_norm, rope_split_qkv, silu_mul, Rotary};
+use llm_engine::models::{load_model, LoadFormat, ModelSource, SeqSlice};
+use llm_engine::PagedKvStorage;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+const DTYPES: [DType; 3] = [DType::F32, DType::F16, DType::BF16];
+
+/// The GPU, or `None` (with a note) when this machine has none.
+fn gpu() -> Option<Device> {
+    match Device::new_cuda(0) {
+        Ok(d) => Some(d),
+        Err(e) => {
+            eprintln!("skipped: no CUDA device ({e})");
+            None
+        }
+    }
+}
+
+/// Allowed |fused − reference| / max(1, |reference|) of one element: a few units in the last
+/// place of the dtype (the kernels compute in f32 and round once where candle's half ops may
+/// round each step; reductions sum in another order).
+fn tolerance(dtype: DType) -> f32 {
+    match dtype {
+        DType::F32 => 1e-5,
+        DType::F16 => 4e-3,
+        _ => 3e-2,
+    }
+}
+
+/// N(0, 1) values of `shape` in `dtype` on `dev`.
+fn randn(rng: &mut StdRng, shape: &[usize], dtype: DType, dev: &Device) -> Tensor {
+    let n: usize = shape.iter().product();
+    let data: Vec<f32> = (0..n)
+        .map(|_| {
+            let (u1, u2): (f32, f32) = (rng.random::<f32>().max(1e-7), rng.random());
+            (-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos()
+        })
+        .collect();
+    Tensor::from_vec(data, shape, dev)
+        .and_then(|t| t.to_dtype(dtype))
+        .expect("random tensor")
+}
+
+/// The worst relative difference of two tensors of the same shape, and where it is.
+fn worst(got: &Tensor, want: &Tensor) -> (f32, usize) {
+    assert_eq!(got.dims(), want.dims(), "shapes differ");
+    let flat = |t: &Tensor| {
+        t.flatten_all()
+            .and_then(|t| t.to_dtype(DType::F32))
+            .and_then(|t| t.to_vec1::<f32>())
+            .expect("to host")
+    };
+    let (g, w) = (flat(got), flat(want));
+    let mut best = (0f32, 0usize);
+    for (i, (a, b)) in g.iter().zip(&w).enumerate() {
+        let d = (a - b).abs() / b.abs().max(1.0);
+        let d = if d.is_nan() { f32::INFINITY } else { d };
+        if d > best.0 {
+            best = (d, i);
+        }
+    }
+    best
+}
+
+/// Collects "case: worst difference" lines over the tolerance.
+fn check(failures: &mut Vec<String>, case: String, got: &Tensor, want: &Tensor, dtype: DType) {
+    let (d, at) = worst(got, want);
+    if d > tolerance(dtype) {
+        failures.push(format!(
+            "{case}: difference {d} at element {at} > {}",
+            tolerance(dtype)
+        ));
+    }
+}
+
+fn assert_none(failures: Vec<String>, cases: usize) {
+    assert!(cases > 0, "no case ran");
+    assert!(
+        failures.is_empty(),
+        "{} of {cases} checks failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn add_rms_norm_matches_candle() {
+    let Some(dev) = gpu() else { return };
+    let mut rng = StdRng::seed_from_u64(1);
+    let (mut failures, mut cases) = (Vec::new(), 0);
+    for dtype in DTYPES {
+        for rows in [1, 7, 300] {
+            for hidden in [1, 33, 1000, 4099] {
+                let x = randn(&mut rng, &[rows, hidden], dtype, &dev);
+                let d = randn(&mut rng, &[rows, hidden], dtype, &dev);
+                let w = randn(&mut rng, &[hidden], dtype, &dev);
+                let (sum, normed) = add_rms_norm(&x, &d, &w, 1e-5).expect("add_rms_norm");
+                let want_sum = (&x + &d).expect("add");
+                let want = candle_nn::ops::rms_norm(&want_sum, &w, 1e-5).expect("rms_norm");
+                let case = format!("{dtype:?} rows {rows} hidden {hidden}");
+                check(&mut failures, format!("{case} sum"), &sum, &want_sum, dtype);
+                check(&mut failures, format!("{case} norm"), &normed, &want, dtype);
+                cases += 2;
+            }
+        }
+    }
+    assert_none(failures, cases);
+}
+
+#[test]
+fn add_layer_norm_matches_candle() {
+    let Some(dev) = gpu() else { return };
+    let mut rng = StdRng::seed_from_u64(2);
+    let (mut failures, mut cases) = (Vec::new(), 0);
+    for dtype in DTYPES {
+        for rows in [1, 7, 300] {
+            for hidden in [1, 33, 1000, 4099] {
+                let x = randn(&mut rng, &[rows, hidden], dtype, &dev);
+                let d = randn(&mut rng, &[rows, hidden], dtype, &dev);
+                let w = randn(&mut rng, &[hidden], dtype, &dev);
+                let b = randn(&mut rng, &[hidden], dtype, &dev);
+                let (sum, normed) = add_layer_norm(&x, &d, &w, &b, 1e-5).expect("add_layer_norm");
+                let want_sum = (&x + &d).expect("add");
+                let want = candle_nn::ops::layer_norm(&want_sum, &w, &b, 1e-5).expect("layer_norm");
+                let case = format!("{dtype:?} rows {rows} hidden {hidden}");
+                check(&mut failures, format!("{case} sum"), &sum, &want_sum, dtype);
+                check(&mut failures, format!("{case} norm"), &normed, &want, dtype);
+                cases += 2;
+            }
+        }
+    }
+    assert_none(failures, cases);
+}
+
+#[test]
+fn silu_mul_matches_candle() {
+    let Some(dev) = gpu() else { return };
+    let mut rng = StdRng::seed_from_u64(3);
+    let (mut failures, mut cases) = (Vec::new(), 0);
+    for dtype in DTYPES {
+        for rows in [1, 5, 129] {
+            for inter in [1, 37, 2755] {
+                let gu = randn(&mut rng, &[rows, 2 * inter], dtype, &dev);
+                let got = silu_mul(&gu).expect("silu_mul");
+                let gate = gu.narrow(1, 0, inter).expect("gate");
+                let up = gu.narrow(1, inter, inter).expect("up");
+                let want = (candle_nn::ops::silu(&gate).expect("silu") * up).expect("mul");
+                let case = format!("{dtype:?} rows {rows} intermediate {inter}");
+                check(&mut failures, case, &got, &want, dtype);
+                cases += 1;
+            }
+        }
+    }
+    assert_none(failures, cases);
+}
+
+#[test]
+fn rope_split_qkv_matches_candle() {
+    let Some(dev) = gpu() else { return };
+    let mut rng = StdRng::seed_from_u64(4);
+    let (mut failures, mut cases) = (Vec::new(), 0);
+    let max_pos = 97;
+    for dtype in DTYPES {
+        for (heads, kv_heads, hd) in [(4, 4, 64), (8, 2, 128), (3, 1, 6)] {
+            // Tables as the models build them: angles p * theta^(-2i/d), in the dtype.
+            let half = hd / 2;
+            let mut cos = Vec::new();
+            let mut sin = Vec::new();
+            for p in 0..max_pos {
+                for i in 0..half {
+                    let a = p as f32 / 10000f32.powf(2.0 * i as f32 / hd as f32);
+                    cos.push(a.cos());
+                    sin.push(a.sin());
+                }
+            }
+            let table = |v: Vec<f32>| {
+                Tensor::from_vec(v, (max_pos, half), &dev)
+                    .and_then(|t| t.to_dtype(dtype))
+                    .expect("table")
+            };
+            let (cos, sin) = (table(cos), table(sin));
+            let cos_sin = Tensor::cat(&[&cos, &sin], 1).expect("cos_sin");
+            for rows in [1, 9, 200] {
+                let width = (heads + 2 * kv_heads) * hd;
+                let qkv = randn(&mut rng, &[rows, width], dtype, &dev);
+                let pos: Vec<u32> = (0..rows)
+                    .map(|_| rng.random_range(0..max_pos as u32))
+                    .collect();
+                let positions = Tensor::new(pos.as_slice(), &dev).expect("positions");
+                let rotary = Rotary {
+                    cos_sin: &cos_sin,
+                    positions: &positions,
+                };
+                let (qs, kvs) = (heads * hd, kv_heads * hd);
+                let part = |start: usize, len: usize| {
+                    qkv.narrow(1, start, len)
+                        .and_then(|t| t.contiguous())
+                        .expect("part")
+                };
+                let (c, s) = (
+                    cos.index_select(&positions, 0).expect("cos rows"),
+                    sin.index_select(&positions, 0).expect("sin rows"),
+                );
+                let rope = |t: Tensor, h: usize| {
+                    let t = t.reshape((1, rows, h, hd)).expect("thd");
+                    candle_nn::rotary_emb::rope_thd(&t, &c, &s)
+                        .and_then(|t| t.reshape((rows, h * hd)))
+                        .expect("rope_thd")
+                };
+                let case = format!("{dtype:?} heads {heads}/{kv_heads} head_dim {hd} rows {rows}");
+                let (q, k, v) =
+                    rope_split_qkv(&qkv, Some(rotary), heads, kv_heads, hd).expect("rope");
+                check(
+                    &mut failures,
+                    format!("{case} q"),
+                    &q,
+                    &rope(part(0, qs), heads),
+                    dtype,
+                );
+                check(
+                    &mut failures,
+                    format!("{case} k"),
+                    &k,
+                    &rope(part(qs, kvs), kv_heads),
+                    dtype,
+                );
+                check(
+                    &mut failures,
+                    format!("{case} v"),
+                    &v,
+                    &part(qs + kvs, kvs),
+                    DType::F32,
+                );
+                let (q, k, v) = rope_split_qkv(&qkv, None, heads, kv_heads, hd).expect("split");
+                check(
+                    &mut failures,
+                    format!("{case} split q"),
+                    &q,
+                    &part(0, qs),
+                    DType::F32,
+                );
+                check(
+                    &mut failures,
+                    format!("{case} split k"),
+                    &k,
+                    &part(qs, kvs),
+                    DType::F32,
+                );
+                check(
+                    &mut failures,
+                    format!("{case} split v"),
+                    &v,
+                    &part(qs + kvs, kvs),
+                    DType::F32,
+                );
+                cases += 6;
+                // The split outputs are contiguous: attention reads them as plain rows.
+                assert!(q.is_contiguous() && k.is_contiguous() && v.is_contiguous());
+            }
+        }
+    }
+    assert_none(failures, cases);
+}
+
+/// Bad shapes are a typed error naming the kernel, not a panic or a launch.
+#[test]
+fn bad_shapes_name_the_kernel() {
+    let Some(dev) = gpu() else { return };
+    let x = Tensor::zeros((3, 8), DType::F16, &dev).expect("x");
+    let d = Tensor::zeros((3, 9), DType::F16, &dev).expect("delta");
+    let w = Tensor::zeros(8, DType::F16, &dev).expect("w");
+    let e = add_rms_norm(&x, &d, &w, 1e-5).expect_err("mismatched delta");
+    assert!(e.to_string().contains("add_rms_norm_f16"), "{e}");
+    let e = silu_mul(&d).expect_err("odd width");
+    assert!(e.to_string().contains("silu_mul_f16"), "{e}");
+    let e = rope_split_qkv(&x, None, 1, 1, 3).expect_err("odd head_dim");
+    assert!(e.to_string().contains("rope_split_qkv_f16"), "{e}");
+}
+
+/// All tokens' logits of two steps (a prefill, then decodes and a prefill chunk over the
+/// cache) of `fixture` in `dtype`, built with `LLM_ENGINE_FUSED` = `fused`.
+fn fixture_logits(dir: &std::path::Path, dtype: DType, dev: &Device, fused: bool) -> Vec<Tensor> {
+    // Only this test builds models in this binary, so the variable is read by this load alone.
+    std::env::set_var("LLM_ENGINE_FUSED", if fused { "1" } else { "0" });
+    let model = load_model(
+        &ModelSource::Dir(dir.to_path_buf()),
+        LoadFormat::Safetensors,
+        dtype,
+        dev,
+        0,
+    )
+    .expect("load fixture");
+    std::env::remove_var("LLM_ENGINE_FUSED");
+    let cfg = &model.config;
+    let mut kv = PagedKvStorage::new(cfg, 32, 16, dtype, dev).expect("kv");
+    let toks = |n: usize, s: u32| -> Vec<u32> {
+        (0..n as u32)
+            .map(|t| 1 + (t * 31 + s) % (cfg.vocab_size as u32 - 1))
+            .collect()
+    };
+    let slice = |token_ids, start_pos, block_table| SeqSlice {
+        token_ids,
+        start_pos,
+        block_table,
+        want_logits: true,
+    };
+    let first = vec![
+        slice(toks(37, 1), 0, vec![4, 9, 2, 30]),
+        slice(toks(5, 2), 0, vec![7, 1, 3]),
+    ];
+    let second = vec![
+        slice(toks(1, 3), 37, vec![4, 9, 2, 30]),
+        slice(toks(11, 4), 5, vec![7, 1, 3]),
+    ];
+    [first, second]
+        .iter()
+        .map(|batch| {
+            model
+                .model
+                .forward_all_logits(batch, &mut kv)
+                .expect("forward")
+        })
+        .collect()
+}
+
+#[test]
+fn fused_models_match_the_op_path() {
+    let Some(dev) = gpu() else { return };
+    let (mut failures, mut cases) = (Vec::new(), 0);
+    for name in engine_support::FIXTURES {
+        let Some(dir) = engine_support::fixture_dir(name) else {
+            eprintln!("fixture {name} absent, skipped");
+            continue;
+        };
+        // The bounds the GPU op path meets against the CPU engine (engine_cuda_attention).
+        for (dtype, tol) in [
+            (DType::F32, 1e-4f32),
+            (DType::F16, 3e-2),
+            (DType::BF16, 2e-1),
+        ] {
+            let fused = fixture_logits(&dir, dtype, &dev, true);
+            let reference = fixture_logits(&dir, dtype, &dev, false);
+            for (step, (f, r)) in fused.iter().zip(&reference).enumerate() {
+                let diff = (f - r)
+                    .and_then(|d| d.abs())
+                    .and_then(|d| d.max(D::Minus1))
+                    .and_then(|d| d.max(0))
+                    .and_then(|d| d.to_scalar::<f32>())
+                    .expect("difference");
+                if diff.is_nan() || diff > tol {
+                    failures.push(format!(
+                        "{name} {dtype:?} step {step}: max |diff| {diff} > {tol}"
+                    ));
+                }
+                cases += 1;
+            }
+        }
+    }
+    assert_none(failures, cases);
+}
