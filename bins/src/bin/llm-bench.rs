@@ -1,28 +1,36 @@
-//! llm-bench: offline LLM inference throughput with gpubench's own engine (the seed
-//! tutorial's Exercise 3, `vllm_benchmark.py`, without vLLM). All logic lives in `llm-engine`
-//! and `metrics`; this file parses flags, runs warm-up and the timed run, and reports.
+//! llm-bench: LLM inference benchmarks with gpubench's own engine — offline throughput (the
+//! seed tutorial's Exercise 3, `vllm_benchmark.py`), batch latency (`vllm bench latency`) and
+//! serving (`vllm bench serve`). All logic lives in `bench_suite::modes`; this file parses
+//! flags, builds the engine, shows progress and prints or writes the report.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
+use bench_suite::arrival::ArrivalProcess;
+use bench_suite::dataset::{DatasetSpec, LengthSpec};
+use bench_suite::modes::{latency, offline, repeat, serve, Repeated, RunFigures, SamplingTemplate};
 use clap::{Parser, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
-use llm_engine::engine::{parse_dtype, workload, DeviceSpec, EngineConfig};
-use llm_engine::{CompletedRequest, Engine, LoadFormat, Prompt, SamplingParams};
-use metrics::serving::{compute, RequestTimeline};
-use metrics::stats::DEFAULT_PERCENTILES;
-use metrics::RunManifest;
-use serde_json::{json, Map, Value};
+use llm_engine::engine::{parse_dtype, DeviceSpec, EngineConfig};
+use llm_engine::{Engine, LoadFormat};
+use metrics::serving::Slo;
+use serde::Serialize;
 
-/// Benchmark offline LLM inference (like the seed's vllm_benchmark.py) with gpubench's engine.
+/// Benchmark LLM inference with gpubench's engine: offline throughput (like the seed's
+/// vllm_benchmark.py), batch latency (vllm bench latency) or serving (vllm bench serve).
 ///
 /// Loads a model (a built-in preset with random "dummy" weights, a local Hugging Face folder,
-/// or a model id already in the Hugging Face cache), warms up, then generates for
-/// --num-prompts prompts at once with continuous batching and reports load time, throughput,
-/// latency, memory and KV-cache figures. `throughput_tokens_per_sec` keeps the seed's meaning:
-/// generated (output) tokens / elapsed seconds.
+/// or a model id already in the Hugging Face cache), then:
+/// --mode offline (default) warms up and generates for --num-prompts prompts at once with
+/// continuous batching (`throughput_tokens_per_sec` = output tokens / elapsed, the seed's
+/// meaning); --mode latency runs one batch of --batch-size requests --num-iters times after
+/// --num-iters-warmup untimed ones and reports avg/std/p10-p99 batch latency; --mode serve
+/// sends --num-prompts requests arriving at --request-rate per second (Poisson, or gamma with
+/// --burstiness) into the running engine, at most --max-concurrency at once, and reports
+/// TTFT, TPOT, ITL, E2E latency, throughput and --goodput. Energy per token comes from NVML
+/// on a GPU (null on the CPU, with the reason). --repeat N reports each figure's median and
+/// spread, and warns when clocks throttled or the spread is over 5%.
 #[derive(Debug, Parser)]
 #[command(name = "llm-bench", version, about, long_about)]
 struct Args {
@@ -45,23 +53,81 @@ struct Args {
     #[arg(long, value_name = "DTYPE")]
     dtype: Option<String>,
 
-    /// Number of prompts in the timed run (the seed uses 50).
+    /// What to measure: offline throughput, batch latency, or serving with arrivals.
+    #[arg(long, value_enum, default_value_t = Mode::Offline)]
+    mode: Mode,
+
+    /// Number of prompts in the timed run (the seed uses 50); offline and serve modes.
     #[arg(long, short = 'n', default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..))]
     num_prompts: u64,
 
-    /// Which prompts: random (vLLM's random dataset: --input-len uniform random token ids) or
-    /// seed (the tutorial's "Write a story about {i}: "; tokenized, or one token per byte for
-    /// dummy models that have no tokenizer).
-    #[arg(long, value_enum, default_value_t = PromptKind::Random)]
-    prompts: PromptKind,
+    /// Which prompts: random (vLLM's random dataset: random token ids of --input-len), seed
+    /// (the tutorial's "Write a story about {i}: "; tokenized, or one token per byte for dummy
+    /// models that have no tokenizer), sharegpt or jsonl (--dataset-path: ShareGPT
+    /// conversations or {"prompt": ..., "output_len": N} lines).
+    #[arg(long, visible_alias = "prompts", value_enum, default_value_t = DatasetName::Random)]
+    dataset_name: DatasetName,
 
-    /// Prompt length in tokens for --prompts random.
-    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..))]
-    input_len: u64,
+    /// The ShareGPT / JSONL file for --dataset-name sharegpt|jsonl.
+    #[arg(long, value_name = "FILE")]
+    dataset_path: Option<PathBuf>,
 
-    /// Tokens to generate per prompt (the seed's max_tokens=128).
-    #[arg(long, alias = "max-tokens", default_value_t = 128, value_parser = clap::value_parser!(u64).range(1..))]
-    output_len: u64,
+    /// Prompt length in tokens for --dataset-name random: N, MIN..MAX (uniform) or
+    /// normal:MEAN,STD (clamped to >= 1).
+    #[arg(long, default_value = "32", value_name = "LEN")]
+    input_len: String,
+
+    /// Tokens to generate per prompt (the seed's max_tokens=128): N, MIN..MAX or
+    /// normal:MEAN,STD. For files: used when a record gives no length and its reply cannot
+    /// be tokenized.
+    #[arg(long, alias = "max-tokens", default_value = "128", value_name = "LEN")]
+    output_len: String,
+
+    /// vLLM's --random-range-ratio R: fixed --input-len/--output-len N become uniform over
+    /// [N(1-R), N(1+R)]; R in [0, 1).
+    #[arg(long, default_value_t = 0.0)]
+    random_range_ratio: f64,
+
+    /// Latency mode: requests per batch.
+    #[arg(long, default_value_t = 8)]
+    batch_size: usize,
+
+    /// Latency mode: untimed iterations first.
+    #[arg(long, default_value_t = 3)]
+    num_iters_warmup: usize,
+
+    /// Latency mode: timed iterations.
+    #[arg(long, default_value_t = 10)]
+    num_iters: usize,
+
+    /// Serve mode: requests per second ("inf" = all at once).
+    #[arg(
+        long,
+        default_value = "inf",
+        value_name = "RPS",
+        allow_negative_numbers = true
+    )]
+    request_rate: String,
+
+    /// Serve mode: gamma shape of the arrival gaps (1 = Poisson, < 1 burstier).
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
+    burstiness: f64,
+
+    /// Serve mode: most requests in flight at once.
+    #[arg(long)]
+    max_concurrency: Option<usize>,
+
+    /// Serve mode: SLOs for goodput, e.g. "ttft:200 tpot:50 e2el:2000" (ms).
+    #[arg(long, num_args = 1.., value_name = "NAME:MS")]
+    goodput: Vec<String>,
+
+    /// Serve mode: latency percentiles to report, e.g. 50,90,99.
+    #[arg(long, default_value = "99", value_name = "P,P,...")]
+    metric_percentiles: String,
+
+    /// Run the benchmark N times; report the median run and each figure's spread.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    repeat: u64,
 
     /// Stop a request at the model's end-of-sequence token (default: ignore it and generate
     /// exactly --output-len tokens, as vLLM's throughput benchmark does).
@@ -105,7 +171,7 @@ struct Args {
     #[arg(long)]
     no_prefix_caching: bool,
 
-    /// Warm-up prompts run (with other random tokens) before the timed run; 0 = none.
+    /// Warm-up prompts run (with other prompts) before the timed run (offline, serve); 0 = none.
     #[arg(long, default_value_t = 5)]
     warmup: usize,
 
@@ -119,11 +185,25 @@ struct Args {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum PromptKind {
-    /// Uniform random token ids, --input-len each.
+enum Mode {
+    /// Throughput: every prompt at once (the seed's benchmark).
+    Offline,
+    /// One batch, timed over repeated iterations.
+    Latency,
+    /// Requests arriving over time into the running engine.
+    Serve,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum DatasetName {
+    /// Random token ids, --input-len each.
     Random,
     /// "Write a story about {i}: ".
     Seed,
+    /// A ShareGPT file (--dataset-path).
+    Sharegpt,
+    /// A JSONL file of prompts (--dataset-path).
+    Jsonl,
 }
 
 fn main() -> ExitCode {
@@ -193,226 +273,115 @@ fn engine_config(args: &Args) -> Result<EngineConfig> {
     })
 }
 
-fn build_prompts(
-    args: &Args,
-    engine: &Engine,
-    n: usize,
-    salt: u64,
-    first: usize,
-) -> Result<Vec<Prompt>> {
-    let cfg = engine.model_config();
-    match args.prompts {
-        PromptKind::Random => {
-            let mut exclude: Vec<u32> = cfg.eos_token_ids.clone();
-            exclude.extend(cfg.bos_token_id);
-            Ok(workload::random_token_prompts(
-                n,
-                args.input_len as usize,
-                cfg.vocab_size,
-                &exclude,
-                salt,
-            )?)
-        }
-        PromptKind::Seed => workload::seed_text_prompts(first, n)
-            .iter()
-            .map(|t| {
-                Ok(workload::text_prompt(
-                    t,
-                    engine.tokenizer(),
-                    cfg.vocab_size,
-                )?)
+/// A length flag, with --random-range-ratio applied to a fixed length.
+fn length(flag: &str, text: &str, ratio: f64) -> Result<LengthSpec> {
+    let spec: LengthSpec = text.parse().with_context(|| format!("--{flag}"))?;
+    Ok(match spec {
+        LengthSpec::Fixed(n) => LengthSpec::with_range_ratio(n, ratio)?,
+        other => other,
+    })
+}
+
+fn dataset(args: &Args) -> Result<DatasetSpec> {
+    let output = length("output-len", &args.output_len, args.random_range_ratio)?;
+    match args.dataset_name {
+        DatasetName::Random => Ok(DatasetSpec::Random {
+            input_len: length("input-len", &args.input_len, args.random_range_ratio)?,
+            output_len: output,
+        }),
+        DatasetName::Seed => Ok(DatasetSpec::Seed { output_len: output }),
+        DatasetName::Sharegpt | DatasetName::Jsonl => {
+            let Some(path) = args.dataset_path.clone() else {
+                bail!("--dataset-name sharegpt/jsonl needs --dataset-path FILE");
+            };
+            let LengthSpec::Fixed(n) = args
+                .output_len
+                .parse::<LengthSpec>()
+                .context("--output-len")?
+            else {
+                bail!("--output-len must be one number for a file dataset");
+            };
+            Ok(DatasetSpec::File {
+                path,
+                output_len: n,
             })
-            .collect(),
+        }
     }
 }
 
-fn run(args: Args) -> Result<()> {
-    if let Some(p) = &args.output {
-        check_output_path(p)?;
+fn request_rate(text: &str) -> Result<f64> {
+    let t = text.trim().to_ascii_lowercase();
+    if t == "inf" || t == "infinity" {
+        return Ok(f64::INFINITY);
     }
-    let config = engine_config(&args)?;
-    config.validate()?;
-    if args.prompts == PromptKind::Seed {
-        eprintln!("prompts: the seed's \"Write a story about {{i}}: \"");
+    t.parse::<f64>()
+        .map_err(|_| anyhow::anyhow!("--request-rate must be a number > 0 or inf, got {text:?}"))
+}
+
+fn goodput(parts: &[String]) -> Result<Option<Slo>> {
+    if parts.is_empty() {
+        return Ok(None);
     }
-    let mut engine = Engine::new(config).with_context(|| format!("loading {}", args.model))?;
-    let info = engine.kv_cache_info();
-    let load_time = engine.load_time().as_secs_f64();
-    eprintln!(
-        "\nBenchmarking: {}\n{}",
-        engine.model_name(),
-        "=".repeat(70)
-    );
-    eprintln!("Model load time: {load_time:.2}s");
-    if args.prompts == PromptKind::Seed && engine.tokenizer().is_none() {
-        eprintln!(
-            "note: {} has no tokenizer; text prompts use one token per byte",
-            engine.model_name()
-        );
-    }
-    let params = SamplingParams {
-        temperature: args.temperature,
-        max_tokens: args.output_len as usize,
-        ignore_eos: !args.stop_at_eos,
-        detokenize: false,
-        seed: None,
-        ..SamplingParams::default()
-    };
-    params.validate()?;
-    let n = args.num_prompts as usize;
-    let prompts = build_prompts(&args, &engine, n, args.seed.wrapping_add(1), 0)?;
-    if args.warmup > 0 {
-        let warm = build_prompts(&args, &engine, args.warmup, args.seed.wrapping_add(2), n)?;
-        let t = Instant::now();
-        engine.generate(&warm, &params).context("warm-up")?;
-        tracing::info!(seconds = t.elapsed().as_secs_f64(), "warm-up done");
-    }
-    let stats_before = engine.stats().clone();
-    let bar = ProgressBar::new(n as u64);
+    let text = parts.join(" ");
+    Ok(Some(text.parse::<Slo>().context("--goodput")?))
+}
+
+fn progress_bar(len: usize, what: &str) -> ProgressBar {
+    let bar = ProgressBar::new(len as u64);
     bar.set_style(
-        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} requests")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ProgressStyle::with_template(&format!(
+            "{{spinner}} [{{elapsed_precise}}] {{bar:40}} {{pos}}/{{len}} {what}"
+        ))
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let start_s = engine.now_s();
-    let start = Instant::now();
-    let done = engine
-        .generate_with_progress(&prompts, &params, |finished, _| {
-            bar.set_position(finished as u64)
-        })
-        .context("benchmark run")?;
-    let elapsed = start.elapsed().as_secs_f64();
-    bar.finish_and_clear();
-    let stats = engine.stats().clone();
+    bar
+}
 
-    let total_tokens: usize = done.iter().map(|d| d.output_token_ids.len()).sum();
-    let input_tokens: usize = done.iter().map(|d| d.prompt_token_ids.len()).sum();
-    let throughput = total_tokens as f64 / elapsed;
-    let total_throughput = (total_tokens + input_tokens) as f64 / elapsed;
-    let latency_ms = elapsed / n as f64 * 1000.0;
-    let memory = engine.memory();
-    let manifest = RunManifest::capture();
-    let memory_used = memory.used_bytes();
-    let memory_total = memory
-        .device_total_bytes
-        .unwrap_or(manifest.host.memory_total_bytes);
-    let memory_used_gb = memory_used as f64 / 1e9;
-    let memory_pct = if memory_total > 0 {
-        memory_used as f64 / memory_total as f64 * 100.0
-    } else {
-        0.0
-    };
-    let serving = serving_metrics(&done, start_s, elapsed)?;
-    let preemptions = stats.num_preemptions - stats_before.num_preemptions;
+/// Runs the mode `repeat` times with a progress bar per run.
+fn repeated<R: RunFigures + Clone>(
+    args: &Args,
+    len: usize,
+    what: &str,
+    mut once: impl FnMut(&mut dyn FnMut(usize, usize)) -> bench_suite::Result<R>,
+) -> Result<Repeated<R>> {
+    Ok(repeat::repeat(args.repeat as usize, |i| {
+        if args.repeat > 1 {
+            eprintln!("run {} of {}", i + 1, args.repeat);
+        }
+        let bar = progress_bar(len, what);
+        let r = once(&mut |done, _| bar.set_position(done as u64));
+        bar.finish_and_clear();
+        r
+    })?)
+}
 
-    let mut doc = Map::new();
-    // The seed's keys, same meaning.
-    doc.insert("model".into(), json!(args.model));
-    doc.insert("num_prompts".into(), json!(n));
-    doc.insert("max_tokens".into(), json!(args.output_len));
-    doc.insert("load_time_s".into(), json!(load_time));
-    doc.insert("inference_time_s".into(), json!(elapsed));
-    doc.insert("total_tokens".into(), json!(total_tokens));
-    doc.insert("throughput_tokens_per_sec".into(), json!(throughput));
-    doc.insert("latency_per_request_ms".into(), json!(latency_ms));
-    doc.insert("memory_used_gb".into(), json!(memory_used_gb));
-    doc.insert("memory_utilization_pct".into(), json!(memory_pct));
-    // Ours.
-    doc.insert("engine".into(), json!("gpubench llm-engine"));
-    doc.insert("model_name".into(), json!(engine.model_name()));
-    doc.insert("load_format".into(), json!(args.load_format));
-    doc.insert("device".into(), json!(engine.device_spec().to_string()));
-    doc.insert(
-        "dtype".into(),
-        json!(format!("{:?}", engine.dtype()).to_lowercase()),
-    );
-    doc.insert(
-        "prompts".into(),
-        json!(format!("{:?}", args.prompts).to_lowercase()),
-    );
-    doc.insert("input_len".into(), json!(args.input_len));
-    doc.insert("output_len".into(), json!(args.output_len));
-    doc.insert("total_input_tokens".into(), json!(input_tokens));
-    doc.insert("output_throughput".into(), json!(throughput));
-    doc.insert("total_token_throughput".into(), json!(total_throughput));
-    doc.insert("temperature".into(), json!(args.temperature));
-    doc.insert("max_num_seqs".into(), json!(args.max_num_seqs));
-    doc.insert(
-        "max_num_batched_tokens".into(),
-        json!(args.max_num_batched_tokens),
-    );
-    doc.insert("max_model_len".into(), json!(engine.max_model_len()));
-    doc.insert(
-        "gpu_memory_utilization".into(),
-        json!(args.gpu_memory_utilization),
-    );
-    doc.insert("prefix_caching".into(), json!(!args.no_prefix_caching));
-    doc.insert(
-        "kv_cache".into(),
-        json!({
-            "num_blocks": info.num_blocks,
-            "block_size": info.block_size,
-            "bytes_per_block": info.bytes_per_block,
-            "total_bytes": info.total_bytes,
-            "capacity_tokens": info.capacity_tokens,
-            "max_concurrency": info.max_concurrency(),
-            "peak_usage": stats.peak_kv_usage,
-        }),
-    );
-    doc.insert("memory".into(), serde_json::to_value(memory)?);
-    doc.insert("preemptions".into(), json!(preemptions));
-    doc.insert(
-        "steps".into(),
-        json!(stats.num_steps - stats_before.num_steps),
-    );
-    doc.insert("max_batch_seqs".into(), json!(stats.max_batch_seqs));
-    doc.insert(
-        "prefix_cache_hit_rate".into(),
-        json!(stats.prefix_cache_hit_rate()),
-    );
-    for (k, v) in serving.to_flat_map() {
-        doc.entry(k).or_insert(v);
-    }
-    doc.insert("manifest".into(), serde_json::to_value(&manifest)?);
-    let doc = Value::Object(doc);
-
-    let ms = |k: &str| {
-        doc.get(k)
-            .and_then(Value::as_f64)
-            .map_or("n/a".to_string(), |v| format!("{v:.2}"))
-    };
-    let mut summary = String::new();
-    summary += &format!("Total tokens: {total_tokens} generated ({input_tokens} prompt)\n");
-    summary += &format!(
-        "Throughput: {throughput:.2} tokens/sec (output tokens / elapsed, the seed's definition)\n"
-    );
-    summary +=
-        &format!("Total token throughput: {total_throughput:.2} tokens/sec (prompt + output)\n");
-    summary += &format!("Inference time: {elapsed:.3}s\n");
-    summary += &format!("Latency per request: {latency_ms:.2} ms (elapsed / num_prompts)\n");
-    for (name, key) in [("E2E latency", "e2el"), ("TTFT", "ttft"), ("TPOT", "tpot")] {
-        summary += &format!(
-            "{name:<12} mean {} / median {} / p99 {} ms\n",
-            ms(&format!("mean_{key}_ms")),
-            ms(&format!("median_{key}_ms")),
-            ms(&format!("p99_{key}_ms"))
+fn report<R: Serialize>(args: &Args, r: &Repeated<R>, summary: String) -> Result<()> {
+    let mut text = summary;
+    if r.repeat.repeats > 1 {
+        text += &format!(
+            "Repeats: {} (the median run is shown; spread per figure in the JSON)\n",
+            r.repeat.repeats
         );
+        for (k, s) in &r.repeat.spread {
+            text += &format!(
+                "  {k:<28} median {:.4}  min {:.4}  max {:.4}  CV {:.1}%\n",
+                s.median,
+                s.min,
+                s.max,
+                s.cv * 100.0
+            );
+        }
     }
-    summary += &format!("Memory used: {memory_used_gb:.2} GB ({memory_pct:.1}%)\n");
-    summary += &format!(
-        "KV cache: {} blocks x {} tokens, {:.1} KiB/block, {:.2} GiB, peak usage {:.1}%, max concurrency {:.1}\n",
-        info.num_blocks,
-        info.block_size,
-        info.bytes_per_block as f64 / 1024.0,
-        info.total_bytes as f64 / (1u64 << 30) as f64,
-        stats.peak_kv_usage * 100.0,
-        info.max_concurrency()
-    );
-    summary += &format!("Preemptions: {preemptions}\n{}", "=".repeat(70));
+    for w in &r.repeat.warnings {
+        text += &format!("warning: {w}\n");
+    }
+    text += &"=".repeat(70);
+    let doc = serde_json::to_value(r)?;
     if args.json {
-        eprintln!("{summary}");
+        eprintln!("{text}");
         println!("{}", serde_json::to_string_pretty(&doc)?);
     } else {
-        println!("{summary}");
+        println!("{text}");
     }
     if let Some(path) = &args.output {
         metrics::writers::write_json_atomic(path, &doc)
@@ -422,31 +391,89 @@ fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
-fn serving_metrics(
-    done: &[CompletedRequest],
-    start_s: f64,
-    elapsed: f64,
-) -> Result<metrics::ServingMetrics> {
-    let timelines: Vec<RequestTimeline> = done
-        .iter()
-        .map(|d| {
-            let mut t = RequestTimeline::new(
-                d.timings.arrival_s - start_s,
-                d.timings
-                    .token_times_s
-                    .iter()
-                    .map(|x| x - start_s)
-                    .collect(),
-                d.prompt_token_ids.len(),
-            );
-            t.first_scheduled_s = d.timings.first_scheduled_s.map(|x| x - start_s);
-            t
-        })
-        .collect();
-    Ok(compute(
-        &timelines,
-        elapsed.max(f64::MIN_POSITIVE),
-        &DEFAULT_PERCENTILES,
-        None,
-    )?)
+fn run(args: Args) -> Result<()> {
+    if let Some(p) = &args.output {
+        check_output_path(p)?;
+    }
+    // Every flag is checked before the model loads.
+    let config = engine_config(&args)?;
+    config.validate()?;
+    let dataset = dataset(&args)?;
+    let arrival = ArrivalProcess::new(request_rate(&args.request_rate)?, args.burstiness)?;
+    let slo = goodput(&args.goodput)?;
+    let percentiles = serve::parse_percentiles(&args.metric_percentiles)?;
+    if args.max_concurrency == Some(0) {
+        bail!("--max-concurrency must be at least 1");
+    }
+    if let DatasetSpec::File { path, .. } = &dataset {
+        bench_suite::dataset::read_records(path)?;
+    }
+    let sampling = SamplingTemplate {
+        temperature: args.temperature,
+        ignore_eos: !args.stop_at_eos,
+    };
+    if args.dataset_name == DatasetName::Seed {
+        eprintln!("prompts: the seed's \"Write a story about {{i}}: \"");
+    }
+    let mut engine = Engine::new(config).with_context(|| format!("loading {}", args.model))?;
+    eprintln!(
+        "\nBenchmarking: {}\n{}",
+        engine.model_name(),
+        "=".repeat(70)
+    );
+    eprintln!("Model load time: {:.2}s", engine.load_time().as_secs_f64());
+    if args.dataset_name != DatasetName::Random && engine.tokenizer().is_none() {
+        eprintln!(
+            "note: {} has no tokenizer; text prompts use one token per byte",
+            engine.model_name()
+        );
+    }
+    let n = args.num_prompts as usize;
+    match args.mode {
+        Mode::Offline => {
+            let spec = offline::OfflineSpec {
+                dataset,
+                num_prompts: n,
+                warmup: args.warmup,
+                sampling,
+                seed: args.seed,
+            };
+            let r = repeated(&args, n, "requests", |p| {
+                offline::run(&mut engine, &spec, p)
+            })?;
+            let s = r.report.summary();
+            report(&args, &r, s)
+        }
+        Mode::Latency => {
+            let spec = latency::LatencySpec {
+                dataset,
+                batch_size: args.batch_size,
+                num_iters_warmup: args.num_iters_warmup,
+                num_iters: args.num_iters,
+                sampling,
+                seed: args.seed,
+            };
+            let r = repeated(&args, args.num_iters, "iterations", |p| {
+                latency::run(&mut engine, &spec, p)
+            })?;
+            let s = r.report.summary();
+            report(&args, &r, s)
+        }
+        Mode::Serve => {
+            let spec = serve::ServeSpec {
+                dataset,
+                num_prompts: n,
+                arrival,
+                max_concurrency: args.max_concurrency,
+                percentiles,
+                goodput: slo,
+                warmup: args.warmup,
+                sampling,
+                seed: args.seed,
+            };
+            let r = repeated(&args, n, "requests", |p| serve::run(&mut engine, &spec, p))?;
+            let s = r.report.summary();
+            report(&args, &r, s)
+        }
+    }
 }
