@@ -20,6 +20,7 @@ pub mod error;
 pub mod modes;
 pub mod model_compare;
 pub mod plots;
+pub mod results;
 pub mod roofline;
 pub mod sweep;
 pub mod tune;
