@@ -8,6 +8,7 @@
 //! | run modes: offline throughput, latency, serving | [`modes`] |
 //! | sweeps with per-point files and resume | [`sweep`] |
 //! | result folders, summaries, plots, merging machines | [`results`], [`plots`] |
+//! | prefill and decode held against the measured GEMM and bandwidth roofline | [`roofline`] |
 //!
 //! Every module works on the CPU with the built-in `tiny-llama` model; the same code runs on
 //! a GPU when `llm-engine` is built with its `cuda` feature.
