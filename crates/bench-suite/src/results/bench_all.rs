@@ -341,6 +341,13 @@ fn engine_for<'e>(
 ) -> Result<&'e mut Engine> {
     if slot.as_ref().is_none_or(|(m, _)| m != model) {
         *slot = None; // free the previous model first
+        if config.device == "cpu" {
+            if let Some(cfg) = llm_engine::presets::preset(model) {
+                // f32 weights on the CPU: 4 bytes a parameter.
+                let needed = cfg.num_parameters() * 4;
+                check_host_memory(model, needed, matmul_flops::device::host_available_bytes())?;
+            }
+        }
         let mut c = EngineConfig::for_model(model);
         c.device = config.device.clone();
         c.dtype = parse_dtype(config.dtype_name())?;
@@ -355,6 +362,19 @@ fn engine_for<'e>(
         Some((_, e)) => Ok(e),
         None => Err(BenchError::InvalidArgument(format!("{model}: no engine"))),
     }
+}
+
+/// A model whose weights need more than 80% of the host's available memory is recorded as
+/// out of memory instead of being loaded (the process would be killed mid-load).
+fn check_host_memory(model: &str, needed: u64, available: u64) -> Result<()> {
+    if needed > available / 10 * 8 {
+        return Err(BenchError::OutOfMemory(format!(
+            "{model} needs {:.1} GB for its f32 weights, the host has {:.1} GB available",
+            needed as f64 / 1e9,
+            available as f64 / 1e9
+        )));
+    }
+    Ok(())
 }
 
 fn stop_rule(quick: bool) -> StopRule {
@@ -655,6 +675,14 @@ mod tests {
                 "roofline-gpt2"
             ]
         );
+    }
+
+    #[test]
+    fn a_model_larger_than_host_memory_is_out_of_memory() {
+        let e = check_host_memory("llama-3-8b", 32_000_000_000, 16_000_000_000).unwrap_err();
+        assert!(matches!(e, BenchError::OutOfMemory(_)));
+        assert!(e.to_string().contains("llama-3-8b needs 32.0 GB"), "{e}");
+        assert!(check_host_memory("tiny-llama", 86_000_000, 16_000_000_000).is_ok());
     }
 
     #[test]
