@@ -1,7 +1,8 @@
 //! The fused CUDA kernels of the models' forward (`kernels/fused_ops.cu`) against candle's op
 //! path on the same GPU, and the models' logits with them against the models' logits without
 //! them (`LLM_ENGINE_FUSED=0`). Run with
-//! `cargo test -p llm-engine --features cuda --release --test engine_cuda_fused`
+//! `cargo test -p llm-engine --features cuda --release --test engine_cuda_fused -- --test-threads=1`
+//! (one thread: `fused_models_match_the_op_path` sets `LLM_ENGINE_FUSED` around its loads)
 //! on a machine with an NVIDIA GPU (without one every test prints why and passes).
 //!
 //! - `add_rms_norm_matches_candle`, `add_layer_norm_matches_candle`: `x + delta` then candle's
