@@ -71,7 +71,10 @@ fn a_model_beyond_the_device_is_estimated_not_run() {
     assert!(doc["best"].is_null());
     // The estimate is reported for the model that was not run.
     let need = &doc["memory_needed"][1]["need"];
-    assert!(need["total_bytes"].as_u64() > Some(1_000_000_000_000), "{need}");
+    assert!(
+        need["total_bytes"].as_u64() > Some(1_000_000_000_000),
+        "{need}"
+    );
     assert!(doc["memory_needed"][0]["need"].is_null());
     assert!(doc["available_memory"]["bytes"].as_u64() > Some(0));
 }
