@@ -5,6 +5,7 @@
 # Here (no GPU):   scripts/pack-gpu-bins.sh        # builds with --features cuda into .gpu/bins.tar.xz
 # There:           bash scripts/h100-acceptance.sh [sections...]   (sections: specs gemm bw engine bench; default all)
 #   extra sections: peers (issue 5's workloads beside torch_peers.py generate), suite (bench-all)
+#   env: PEER_MODELS="llama-2-7b opt-1.3b gpt2" (peers), PEER_TORCH=0 (skip the HF peer), SUITE_ARGS, BENCH_TIMEOUT
 # Results land in $OUT (the device tool brings them back) or ./h100-out.
 set -uo pipefail
 FINAL="${OUT:-$PWD/h100-out}"; OUT="$FINAL/r"; mkdir -p "$OUT"
@@ -56,18 +57,18 @@ if has bench; then
 fi
 if has peers; then
   log "issue 5 workloads: batch-1 decode and 1,000 requests, ours then HF transformers (same call)"
-  for m in llama-2-7b opt-1.3b gpt2; do
+  for m in ${PEER_MODELS:-llama-2-7b opt-1.3b gpt2}; do
     $G/bin/llm-bench --device cuda --model $m --load-format dummy --dtype f16 --num-prompts 1 --max-num-seqs 1 \
       --input-len 128 --output-len 128 --warmup 2 --output "$OUT/bs1_$m.json" 2>&1 | tail -6
     timeout "${BENCH_TIMEOUT:-240}" $G/bin/llm-bench --device cuda --model $m --load-format dummy --dtype f16 \
       --num-prompts 1000 --max-num-seqs 256 --input-len 128 --output-len 128 --output "$OUT/n1000_$m.json" 2>&1 | tail -8
   done
-  python3 $G/torch_peers.py generate --model llama-2-7b --batch-sizes 1 --input-len 128 --output-len 128 \
+  [ "${PEER_TORCH:-1}" = 1 ] && python3 $G/torch_peers.py generate --model llama-2-7b --batch-sizes 1 --input-len 128 --output-len 128 \
     --static-compile --json "$OUT/peer_bs1.json" 2>&1 | grep -v Warning | tail -3
-  python3 $G/torch_peers.py generate --model llama-2-7b --batch-sizes 256 --input-len 128 --output-len 128 \
+  [ "${PEER_TORCH:-1}" = 1 ] && python3 $G/torch_peers.py generate --model llama-2-7b --batch-sizes 256 --input-len 128 --output-len 128 \
     --json "$OUT/peer_bs256.json" 2>&1 | tail -3
 fi
 if has suite; then
   log "bench-all on the GPU"
-  $G/bin/bench-all ${SUITE_ARGS:---device cuda --models gpt2,opt-1.3b,llama-2-7b} --out-dir "$OUT/results" --force 2>&1 | tail -40
+  timeout "${SUITE_TIMEOUT:-540}" $G/bin/bench-all ${SUITE_ARGS:---device cuda --models gpt2,opt-1.3b,llama-2-7b} --out-dir "$OUT/results" --force 2>&1 | tail -40
 fi

@@ -29,11 +29,14 @@
 #include "common.cuh"
 
 #define DECODE_WARPS 4
+// Warps of the wide decode variant (*_w16), for steps whose grid is too small to fill the
+// GPU (batch 1: one block per query-head group): 4x as many keys in flight per block.
+#define DECODE_WARPS_WIDE 16
 #define DECODE_UNROLL 4
 #define PREFILL_WARPS 4
 #define PREFILL_ROWS 16
 
-template <typename T, int EPL, int QPB>
+template <typename T, int EPL, int QPB, int NW>
 __device__ void paged_decode_impl(T* __restrict__ out, const T* __restrict__ q,
                                   const T* __restrict__ k_cache, const T* __restrict__ v_cache,
                                   const uint32_t* __restrict__ block_tables,
@@ -42,7 +45,6 @@ __device__ void paged_decode_impl(T* __restrict__ out, const T* __restrict__ q,
                                   const uint32_t* __restrict__ decode_slices, int num_heads,
                                   int num_kv_heads, int head_dim, int block_size, int max_blocks,
                                   long long num_slots, float scale, int sliding_window) {
-  constexpr int NW = DECODE_WARPS;
   constexpr int U = DECODE_UNROLL;
   extern __shared__ float smem[];
   const int warp = threadIdx.x >> 5;
@@ -279,19 +281,24 @@ __device__ void paged_prefill_impl(T* __restrict__ out, const T* __restrict__ q,
   }
 }
 
-#define DECODE_KERNEL(NAME, T, EPL, QPB)                                                        \
-  extern "C" __global__ void __launch_bounds__(DECODE_WARPS * 32)                               \
-      paged_decode_##NAME##_e##EPL##_q##QPB(                                                    \
+#define DECODE_KERNEL_NW(NAME, T, EPL, QPB, NW, SUFFIX)                                         \
+  extern "C" __global__ void __launch_bounds__(NW * 32)                                         \
+      paged_decode_##NAME##_e##EPL##_q##QPB##SUFFIX(                                            \
           T* out, const T* q, const T* k_cache, const T* v_cache, const uint32_t* block_tables, \
           const uint32_t* context_lens, const uint32_t* query_starts,                           \
           const uint32_t* decode_slices, int num_heads, int num_kv_heads, int head_dim,         \
           int block_size, int max_blocks, long long num_slots, float scale,                     \
           int sliding_window) {                                                                 \
-    paged_decode_impl<T, EPL, QPB>(out, q, k_cache, v_cache, block_tables, context_lens,        \
-                                   query_starts, decode_slices, num_heads, num_kv_heads,        \
-                                   head_dim, block_size, max_blocks, num_slots, scale,          \
-                                   sliding_window);                                             \
+    paged_decode_impl<T, EPL, QPB, NW>(out, q, k_cache, v_cache, block_tables, context_lens,    \
+                                       query_starts, decode_slices, num_heads, num_kv_heads,    \
+                                       head_dim, block_size, max_blocks, num_slots, scale,      \
+                                       sliding_window);                                         \
   }
+#define DECODE_KERNEL(NAME, T, EPL, QPB) DECODE_KERNEL_NW(NAME, T, EPL, QPB, DECODE_WARPS, )
+// The wide variants exist where EPL * QPB <= 16, so that a thread's registers fit the
+// 128 a 512-thread block allows (host: `wide_decode_variant` in src/cuda/paged_attention.rs).
+#define DECODE_KERNEL_WIDE(NAME, T, EPL, QPB) \
+  DECODE_KERNEL_NW(NAME, T, EPL, QPB, DECODE_WARPS_WIDE, _w16)
 
 #define PREFILL_KERNEL(NAME, T, EPL, QPB)                                                       \
   extern "C" __global__ void __launch_bounds__(PREFILL_WARPS * 32)                              \
@@ -309,4 +316,11 @@ __device__ void paged_prefill_impl(T* __restrict__ out, const T* __restrict__ q,
   FOR_QPB(DECODE_KERNEL, NAME, T, 1) FOR_QPB(DECODE_KERNEL, NAME, T, 2)                         \
   FOR_QPB(DECODE_KERNEL, NAME, T, 4) FOR_QPB(DECODE_KERNEL, NAME, T, 8)                         \
   FOR_QPB(PREFILL_KERNEL, NAME, T, 1) FOR_QPB(PREFILL_KERNEL, NAME, T, 2)                       \
-  FOR_QPB(PREFILL_KERNEL, NAME, T, 4) FOR_QPB(PREFILL_KERNEL, NAME, T, 8)
+  FOR_QPB(PREFILL_KERNEL, NAME, T, 4) FOR_QPB(PREFILL_KERNEL, NAME, T, 8)                       \
+  DECODE_KERNEL_WIDE(NAME, T, 1, 1) DECODE_KERNEL_WIDE(NAME, T, 1, 2)                           \
+  DECODE_KERNEL_WIDE(NAME, T, 1, 4) DECODE_KERNEL_WIDE(NAME, T, 1, 8)                           \
+  DECODE_KERNEL_WIDE(NAME, T, 2, 1) DECODE_KERNEL_WIDE(NAME, T, 2, 2)                           \
+  DECODE_KERNEL_WIDE(NAME, T, 2, 4) DECODE_KERNEL_WIDE(NAME, T, 4, 1)                           \
+  DECODE_KERNEL_WIDE(NAME, T, 4, 2) DECODE_KERNEL_WIDE(NAME, T, 8, 1)                           \
+  DECODE_KERNEL_WIDE(NAME, T, 2, 8) DECODE_KERNEL_WIDE(NAME, T, 4, 4)                           \
+  DECODE_KERNEL_WIDE(NAME, T, 8, 2)

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# One GPU call after a decode-kernel change: the kernel tests with both decode variants, the
+# engine tests, issue 5's workloads for the three presets next to the HF peer, and the ncu
+# profile (scripts/h100-profile.sh). Results under $OUT.
+set -u
+OUT="${OUT:-$PWD/check-out}"; mkdir -p "$OUT"
+G=.gpu
+[ -d "$G/bin" ] || { mkdir -p "$G/bin" && tar xJf "$G/bins.tar.xz" -C "$G/bin"; } || exit 1
+[ -e /work/main ] || { mkdir -p /work && ln -s "$PWD" /work/main; }
+nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,clocks.max.mem --format=csv,noheader
+for w in default 4 16; do
+  for t in engine_cuda_attention engine_golden engine_batching models_golden; do
+    [ "$w" != default ] && [ "$t" != engine_cuda_attention ] && continue
+    env $([ "$w" != default ] && echo LLM_ENGINE_DECODE_WARPS=$w) LLM_ENGINE_TEST_DEVICE=cuda \
+      timeout 150 $G/bin/$t --nocapture --test-threads=1 > "$OUT/test_${t}_$w.txt" 2>&1
+    echo "$t (decode warps $w): rc=$? $(grep 'test result' "$OUT/test_${t}_$w.txt" | tail -1)"
+  done
+done
+tp() { python3 -c "import json,sys; j=json.load(open(sys.argv[1])); print(f\"{sys.argv[2]}: {j['output_throughput']:.1f} output tok/s, TPOT {j['mean_tpot_ms']:.2f} ms, ITL p50 {j['median_itl_ms']:.2f} ms, TTFT {j['mean_ttft_ms']:.1f} ms\")" "$@"; }
+for m in llama-2-7b opt-1.3b gpt2; do
+  A="--device cuda --model $m --load-format dummy --dtype f16 --input-len 128 --output-len 128"
+  for i in 1 2 3; do
+    $G/bin/llm-bench $A --num-prompts 1 --max-num-seqs 1 --warmup 2 --output "$OUT/bs1_${m}_$i.json" >/dev/null 2>&1
+    tp "$OUT/bs1_${m}_$i.json" "$m bs1 #$i"
+  done
+  timeout 120 $G/bin/llm-bench $A --num-prompts 1000 --max-num-seqs 256 --output "$OUT/n1000_$m.json" > "$OUT/n1000_$m.txt" 2>&1
+  tp "$OUT/n1000_$m.json" "$m 1000 requests"
+done
+python3 $G/torch_peers.py generate --model llama-2-7b --batch-sizes 1 --input-len 128 --output-len 128 --static-compile --json "$OUT/peer_bs1.json" 2>&1 | grep 'tok/s'
+python3 $G/torch_peers.py generate --model llama-2-7b --batch-sizes 256 --input-len 128 --output-len 128 --json "$OUT/peer_bs256.json" 2>&1 | grep 'tok/s'
+bash scripts/h100-profile.sh
