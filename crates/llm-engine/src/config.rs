@@ -206,7 +206,7 @@ impl ModelConfig {
                 return Err(malformed(origin, format!("`{name}` must be positive")));
             }
         }
-        if self.num_heads % self.num_kv_heads != 0 {
+        if !self.num_heads.is_multiple_of(self.num_kv_heads) {
             return Err(malformed(
                 origin,
                 format!(
@@ -226,7 +226,7 @@ impl ModelConfig {
                 ),
             ));
         }
-        if self.architecture == Architecture::Llama && self.head_dim % 2 != 0 {
+        if self.architecture == Architecture::Llama && !self.head_dim.is_multiple_of(2) {
             return Err(malformed(
                 origin,
                 format!("head_dim {} must be even for RoPE", self.head_dim),

@@ -25,7 +25,7 @@ pub fn query_heads_per_block(num_heads: usize, num_kv_heads: usize) -> usize {
     let group = (num_heads / num_kv_heads.max(1)).max(1);
     [8, 4, 2, 1]
         .into_iter()
-        .find(|q| group % q == 0)
+        .find(|q| group.is_multiple_of(*q))
         .unwrap_or(1)
 }
 

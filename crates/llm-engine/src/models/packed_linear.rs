@@ -6,9 +6,10 @@
 //! 1-32 rows costs as much memory traffic as the multiplication itself and leaves it at ~25% of
 //! the cores' FMA peak. Here the weight `W` (`[in, out]`) is cut once into column panels of
 //! [`NR`] = 16 columns, each stored `[in][16]` contiguous, so a call streams every weight byte
-//! exactly once per [`MR`]-row group, straight into an `MR × 16` register tile of FMA
-//! accumulators (AVX2 + FMA when the CPU has them, checked at run time; portable code
-//! otherwise). Panels are spread over the rayon pool.
+//! exactly once per group of rows, straight into a register tile of FMA accumulators: 16 rows
+//! × one 16-lane vector with AVX-512, 6 rows × two 8-lane vectors with AVX2 + FMA (the CPU's
+//! features are checked at run time), portable code otherwise. Panels are spread over the
+//! rayon pool.
 //!
 //! The result is the same product as `x · W` up to f32 summation order (checked against candle
 //! in the tests below).
@@ -19,8 +20,25 @@ use rayon::prelude::*;
 
 /// Columns per panel: two 8-lane f32 vectors.
 pub(crate) const NR: usize = 16;
-/// Rows per register tile (6 × 2 accumulators + 2 weight vectors + 1 broadcast ≤ 16 ymm).
+/// Rows per register tile of the AVX2 kernel (6 × 2 accumulators + 2 weight vectors + 1
+/// broadcast ≤ 16 ymm registers).
 pub(crate) const MR: usize = 6;
+/// Rows per register tile of the AVX-512 kernel (16 accumulators + 1 weight vector ≤ 32 zmm
+/// registers): a batch of 16 decoding sequences reads each weight panel once, not three times.
+pub(crate) const MR_512: usize = 16;
+/// The largest tile any kernel fills.
+pub(crate) const MR_MAX: usize = MR_512;
+
+/// Rows per tile of the kernel this CPU runs.
+fn rows_per_tile() -> usize {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            return MR_512;
+        }
+    }
+    MR
+}
 
 /// A `[in, out]` f32 weight cut into `ceil(out / NR)` panels of `[in][NR]` (the last one
 /// zero-padded).
@@ -131,10 +149,11 @@ impl PackedWeight {
         let panel = &self.panels[p * k * NR..(p + 1) * k * NR];
         let j0 = p * NR;
         let width = NR.min(self.n - j0);
+        let step = rows_per_tile();
         let mut row = 0;
         while row < m {
-            let rows = MR.min(m - row);
-            let mut tile = [[0f32; NR]; MR];
+            let rows = step.min(m - row);
+            let mut tile = [[0f32; NR]; MR_MAX];
             tile_product(&x[row * k..(row + rows) * k], rows, k, panel, &mut tile);
             for (r, acc) in tile.iter().take(rows).enumerate() {
                 let dst = out.0.add((row + r) * self.n + j0);
@@ -150,11 +169,20 @@ struct SharedOut(*mut f32);
 // SAFETY: see `matmul_into`: tasks write disjoint columns of the buffer.
 unsafe impl Sync for SharedOut {}
 
-/// `tile[r][j] = Σ_i x[r*k + i] * panel[i*NR + j]` for `r < rows` (`rows <= MR`).
-fn tile_product(x: &[f32], rows: usize, k: usize, panel: &[f32], tile: &mut [[f32; NR]; MR]) {
+/// `tile[r][j] = Σ_i x[r*k + i] * panel[i*NR + j]` for `r < rows` (`rows <=
+/// rows_per_tile()`).
+fn tile_product(x: &[f32], rows: usize, k: usize, panel: &[f32], tile: &mut [[f32; NR]; MR_MAX]) {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        if rows <= MR_512 && std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU supports AVX-512F (checked just above); x has rows*k floats and
+            // the panel k*NR, so every read is in bounds.
+            unsafe { avx512::tile_product(x, rows, k, panel, tile) };
+            return;
+        }
+        if rows <= MR
+            && std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("fma")
         {
             // SAFETY: the CPU supports AVX2 and FMA (checked just above); slices are in bounds
             // by construction (x has rows*k floats, panel k*NR).
@@ -171,7 +199,7 @@ fn tile_product_portable(
     rows: usize,
     k: usize,
     panel: &[f32],
-    tile: &mut [[f32; NR]; MR],
+    tile: &mut [[f32; NR]; MR_MAX],
 ) {
     for (r, acc) in tile.iter_mut().take(rows).enumerate() {
         let xr = &x[r * k..(r + 1) * k];
@@ -190,7 +218,7 @@ mod avx2 {
         _mm256_storeu_ps,
     };
 
-    use super::{MR, NR};
+    use super::{MR_MAX, NR};
 
     /// AVX2/FMA [`super::tile_product`]: dispatches on the row count so each case keeps its
     /// accumulators in registers.
@@ -200,7 +228,7 @@ mod avx2 {
         rows: usize,
         k: usize,
         panel: &[f32],
-        tile: &mut [[f32; NR]; MR],
+        tile: &mut [[f32; NR]; MR_MAX],
     ) {
         match rows {
             1 => tile_rows::<1>(x, k, panel, tile),
@@ -218,7 +246,7 @@ mod avx2 {
         x: &[f32],
         k: usize,
         panel: &[f32],
-        tile: &mut [[f32; NR]; MR],
+        tile: &mut [[f32; NR]; MR_MAX],
     ) {
         debug_assert!(x.len() >= R * k && panel.len() >= k * NR);
         let mut lo: [__m256; R] = [_mm256_setzero_ps(); R];
@@ -238,6 +266,70 @@ mod avx2 {
         for r in 0..R {
             _mm256_storeu_ps(tile[r].as_mut_ptr(), lo[r]);
             _mm256_storeu_ps(tile[r].as_mut_ptr().add(8), hi[r]);
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::{
+        __m512, _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_set1_ps, _mm512_setzero_ps,
+        _mm512_storeu_ps,
+    };
+
+    use super::{MR_MAX, NR};
+
+    /// AVX-512 [`super::tile_product`] for up to 16 rows: one 16-lane accumulator per row, the
+    /// panel row loaded once per input element for all of them.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn tile_product(
+        x: &[f32],
+        rows: usize,
+        k: usize,
+        panel: &[f32],
+        tile: &mut [[f32; NR]; MR_MAX],
+    ) {
+        match rows {
+            1 => tile_rows::<1>(x, k, panel, tile),
+            2 => tile_rows::<2>(x, k, panel, tile),
+            3 => tile_rows::<3>(x, k, panel, tile),
+            4 => tile_rows::<4>(x, k, panel, tile),
+            5 => tile_rows::<5>(x, k, panel, tile),
+            6 => tile_rows::<6>(x, k, panel, tile),
+            7 => tile_rows::<7>(x, k, panel, tile),
+            8 => tile_rows::<8>(x, k, panel, tile),
+            9 => tile_rows::<9>(x, k, panel, tile),
+            10 => tile_rows::<10>(x, k, panel, tile),
+            11 => tile_rows::<11>(x, k, panel, tile),
+            12 => tile_rows::<12>(x, k, panel, tile),
+            13 => tile_rows::<13>(x, k, panel, tile),
+            14 => tile_rows::<14>(x, k, panel, tile),
+            15 => tile_rows::<15>(x, k, panel, tile),
+            _ => tile_rows::<16>(x, k, panel, tile),
+        }
+    }
+
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn tile_rows<const R: usize>(
+        x: &[f32],
+        k: usize,
+        panel: &[f32],
+        tile: &mut [[f32; NR]; MR_MAX],
+    ) {
+        debug_assert!(x.len() >= R * k && panel.len() >= k * NR);
+        let mut acc: [__m512; R] = [_mm512_setzero_ps(); R];
+        let xp = x.as_ptr();
+        let mut wp = panel.as_ptr();
+        for i in 0..k {
+            let w = _mm512_loadu_ps(wp);
+            for (r, a) in acc.iter_mut().enumerate() {
+                *a = _mm512_fmadd_ps(_mm512_set1_ps(*xp.add(r * k + i)), w, *a);
+            }
+            wp = wp.add(NR);
+        }
+        for (r, a) in acc.iter().enumerate() {
+            _mm512_storeu_ps(tile[r].as_mut_ptr(), *a);
         }
     }
 }
@@ -356,19 +448,46 @@ mod tests {
         assert!(err < 1e-4, "max abs error {err}");
     }
 
+    /// Every kernel this CPU has (AVX-512 up to 16 rows, AVX2 up to 6, the dispatcher up to
+    /// its tile height) against the portable one.
     #[test]
-    fn portable_and_dispatched_tiles_agree() {
+    fn portable_and_simd_tiles_agree() {
         let k = 19;
-        let x: Vec<f32> = (0..MR * k).map(|i| ((i * 7 % 13) as f32) - 6.0).collect();
+        let x: Vec<f32> = (0..MR_MAX * k)
+            .map(|i| ((i * 7 % 13) as f32) - 6.0)
+            .collect();
         let panel: Vec<f32> = (0..k * NR).map(|i| ((i * 5 % 11) as f32) * 0.5).collect();
-        for rows in 1..=MR {
-            let mut a = [[0f32; NR]; MR];
-            let mut b = [[0f32; NR]; MR];
-            tile_product(&x, rows, k, &panel, &mut a);
-            tile_product_portable(&x, rows, k, &panel, &mut b);
-            for r in 0..rows {
-                for j in 0..NR {
-                    assert!((a[r][j] - b[r][j]).abs() < 1e-3, "rows {rows} r {r} j {j}");
+        type Kernel = fn(&[f32], usize, usize, &[f32], &mut [[f32; NR]; MR_MAX]);
+        let mut kernels: Vec<(&str, usize, Kernel)> =
+            vec![("dispatched", rows_per_tile(), tile_product)];
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                kernels.push(("avx512", MR_512, |x, rows, k, p, t| unsafe {
+                    avx512::tile_product(x, rows, k, p, t)
+                }));
+            }
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
+                kernels.push(("avx2", MR, |x, rows, k, p, t| unsafe {
+                    avx2::tile_product(x, rows, k, p, t)
+                }));
+            }
+        }
+        for (name, max_rows, kernel) in kernels {
+            for rows in 1..=max_rows {
+                let mut a = [[0f32; NR]; MR_MAX];
+                let mut b = [[0f32; NR]; MR_MAX];
+                kernel(&x, rows, k, &panel, &mut a);
+                tile_product_portable(&x, rows, k, &panel, &mut b);
+                for r in 0..rows {
+                    for j in 0..NR {
+                        assert!(
+                            (a[r][j] - b[r][j]).abs() < 1e-3,
+                            "{name}: rows {rows} r {r} j {j}"
+                        );
+                    }
                 }
             }
         }
