@@ -211,6 +211,18 @@ fn tile_product_portable(
     }
 }
 
+/// `match rows { 1 => f::<1>(args), .., _ => f::<LAST>(args) }`: one monomorphised tile
+/// kernel per row count, so each keeps its accumulators in registers.
+#[cfg(target_arch = "x86_64")]
+macro_rules! rows_dispatch {
+    ($rows:expr, $f:ident $args:tt, [$($r:literal),*], $last:literal) => {
+        match $rows {
+            $($r => $f::<$r> $args,)*
+            _ => $f::<$last> $args,
+        }
+    };
+}
+
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use std::arch::x86_64::{
@@ -230,14 +242,7 @@ mod avx2 {
         panel: &[f32],
         tile: &mut [[f32; NR]; MR_MAX],
     ) {
-        match rows {
-            1 => tile_rows::<1>(x, k, panel, tile),
-            2 => tile_rows::<2>(x, k, panel, tile),
-            3 => tile_rows::<3>(x, k, panel, tile),
-            4 => tile_rows::<4>(x, k, panel, tile),
-            5 => tile_rows::<5>(x, k, panel, tile),
-            _ => tile_rows::<6>(x, k, panel, tile),
-        }
+        rows_dispatch!(rows, tile_rows(x, k, panel, tile), [1, 2, 3, 4, 5], 6)
     }
 
     #[target_feature(enable = "avx2,fma")]
@@ -289,24 +294,12 @@ mod avx512 {
         panel: &[f32],
         tile: &mut [[f32; NR]; MR_MAX],
     ) {
-        match rows {
-            1 => tile_rows::<1>(x, k, panel, tile),
-            2 => tile_rows::<2>(x, k, panel, tile),
-            3 => tile_rows::<3>(x, k, panel, tile),
-            4 => tile_rows::<4>(x, k, panel, tile),
-            5 => tile_rows::<5>(x, k, panel, tile),
-            6 => tile_rows::<6>(x, k, panel, tile),
-            7 => tile_rows::<7>(x, k, panel, tile),
-            8 => tile_rows::<8>(x, k, panel, tile),
-            9 => tile_rows::<9>(x, k, panel, tile),
-            10 => tile_rows::<10>(x, k, panel, tile),
-            11 => tile_rows::<11>(x, k, panel, tile),
-            12 => tile_rows::<12>(x, k, panel, tile),
-            13 => tile_rows::<13>(x, k, panel, tile),
-            14 => tile_rows::<14>(x, k, panel, tile),
-            15 => tile_rows::<15>(x, k, panel, tile),
-            _ => tile_rows::<16>(x, k, panel, tile),
-        }
+        rows_dispatch!(
+            rows,
+            tile_rows(x, k, panel, tile),
+            [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15],
+            16
+        )
     }
 
     #[target_feature(enable = "avx512f")]
