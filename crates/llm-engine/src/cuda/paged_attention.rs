@@ -33,15 +33,24 @@ const WIDE_DECODE_MAX_BLOCKS: usize = 256;
 /// quarter of the context one dependent load after another and the kernel is bound by
 /// memory latency (28 µs a layer at 190 tokens, measured on an H200). 16 warps put 4x as many
 /// keys in flight. The wide kernels exist where `epl * qpb <= 16` (their registers must fit a
-/// 512-thread block). `LLM_ENGINE_DECODE_WARPS=4` or `16` forces one (tests run both).
+/// 512-thread block). `LLM_ENGINE_DECODE_WARPS=4` or `16` (read at the first launch) forces
+/// one (the kernel tests run both).
 fn decode_variant(epl: usize, qpb: usize, blocks: usize) -> (usize, &'static str) {
+    // Read once per process: this runs for every layer of every step.
+    static FORCED: std::sync::OnceLock<Option<bool>> = std::sync::OnceLock::new();
+    let forced = *FORCED.get_or_init(|| {
+        match std::env::var("LLM_ENGINE_DECODE_WARPS")
+            .ok()
+            .as_deref()
+            .map(str::trim)
+        {
+            Some("4") => Some(false),
+            Some("16") => Some(true),
+            _ => None,
+        }
+    });
     let wide_ok = epl * qpb <= 16;
-    let forced = std::env::var("LLM_ENGINE_DECODE_WARPS").ok();
-    let wide = match forced.as_deref().map(str::trim) {
-        Some("4") => false,
-        Some("16") => wide_ok,
-        _ => wide_ok && blocks < WIDE_DECODE_MAX_BLOCKS,
-    };
+    let wide = wide_ok && forced.unwrap_or(blocks < WIDE_DECODE_MAX_BLOCKS);
     if wide {
         (WIDE_DECODE_WARPS, "_w16")
     } else {
