@@ -193,14 +193,21 @@ fn model_only(
         let rows = logits.to_vec2::<f32>()?;
         Ok(rows.iter().map(|r| argmax(r).unwrap_or(0)).collect())
     };
-    let mut toks = next(&m.model.forward(&slices, &mut kv)?)?;
+    // As the engine does on the CPU: the forward pass runs inside the rayon pool, so its
+    // parallel ops do not each wake the pool from outside.
+    let mut model = m.model;
+    let mut forward = |slices: &[SeqSlice], kv: &mut PagedKvStorage| {
+        let model = &mut model;
+        rayon::scope(move |_| model.forward(slices, kv))
+    };
+    let mut toks = next(&forward(&slices, &mut kv)?)?;
     let t = Instant::now();
     for s in 0..steps {
         for (b, sl) in slices.iter_mut().enumerate() {
             sl.token_ids = vec![toks[b]];
             sl.start_pos = PROMPT_LEN + s;
         }
-        toks = next(&m.model.forward(&slices, &mut kv)?)?;
+        toks = next(&forward(&slices, &mut kv)?)?;
     }
     Ok((steps * batch) as f64 / t.elapsed().as_secs_f64())
 }

@@ -13,39 +13,56 @@ trait CacheElem: Copy {
 }
 
 impl CacheElem for f32 {
-    #[inline]
+    #[inline(always)]
     fn f32(self) -> f32 {
         self
     }
 }
 
 impl CacheElem for f16 {
-    #[inline]
+    #[inline(always)]
     fn f32(self) -> f32 {
         self.to_f32()
     }
 }
 
 impl CacheElem for bf16 {
-    #[inline]
+    #[inline(always)]
     fn f32(self) -> f32 {
         self.to_f32()
     }
 }
 
-/// Dot product with 8 independent accumulators, so the compiler vectorises it.
-#[inline]
+/// Dot product with 16 independent accumulators, so the compiler vectorises it (one zmm, two
+/// ymm or four xmm registers, whichever the calling function is compiled for).
+#[inline(always)]
 fn dot<T: CacheElem>(a: &[f32], b: &[T]) -> f32 {
-    let mut acc = [0f32; 8];
-    let (a8, a_tail) = a.split_at(a.len() - a.len() % 8);
-    let (b8, b_tail) = b.split_at(a8.len());
-    for (ca, cb) in a8.chunks_exact(8).zip(b8.chunks_exact(8)) {
-        for l in 0..8 {
+    let mut acc = [0f32; 16];
+    let (a16, a_tail) = a.split_at(a.len() - a.len() % 16);
+    let (b16, b_tail) = b.split_at(a16.len());
+    for (ca, cb) in a16.chunks_exact(16).zip(b16.chunks_exact(16)) {
+        for l in 0..16 {
             acc[l] += ca[l] * cb[l].f32();
         }
     }
     let tail: f32 = a_tail.iter().zip(b_tail).map(|(x, y)| x * y.f32()).sum();
     acc.iter().sum::<f32>() + tail
+}
+
+/// Asks the CPU to start loading `s` into its caches (a no-op off x86-64).
+#[inline(always)]
+fn prefetch<T>(s: &[T]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        let p = s.as_ptr().cast::<i8>();
+        for off in (0..std::mem::size_of_val(s)).step_by(64) {
+            // SAFETY: a prefetch never faults and `p + off` stays inside `s`.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(p.add(off)) };
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = s;
 }
 
 /// What the kernel needs about the cache and the sequences.
@@ -74,15 +91,77 @@ fn run<T: CacheElem + Sync>(p: &DecodeProblem<'_>, q: &[f32], k: &[T], v: &[T]) 
             .zip(q.par_chunks(row))
             .zip(p.seqs.par_iter())
             .for_each(|((out_b, q_b), &(table, ctx))| {
-                one_sequence(p, q_b, k, v, table, ctx, out_b)
+                one_sequence_simd(p, q_b, k, v, table, ctx, out_b)
             });
     } else if let Some(&(table, ctx)) = p.seqs.first() {
-        one_sequence(p, q, k, v, table, ctx, &mut out);
+        one_sequence_simd(p, q, k, v, table, ctx, &mut out);
     }
     out
 }
 
+/// [`one_sequence`] compiled for the widest vector unit this CPU has. The crate is built for
+/// baseline x86-64 (SSE2), where the dot products and weighted sums run 4 lanes wide without
+/// FMA; AVX-512 runs them 16 wide.
+fn one_sequence_simd<T: CacheElem>(
+    p: &DecodeProblem<'_>,
+    q_b: &[f32],
+    k: &[T],
+    v: &[T],
+    table: &[u32],
+    ctx: usize,
+    out_b: &mut [f32],
+) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU supports AVX-512F (checked just above).
+            unsafe { simd::one_sequence_avx512(p, q_b, k, v, table, ctx, out_b) };
+            return;
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2 (checked just above).
+            unsafe { simd::one_sequence_avx2(p, q_b, k, v, table, ctx, out_b) };
+            return;
+        }
+    }
+    one_sequence(p, q_b, k, v, table, ctx, out_b)
+}
+
+/// The same Rust code as [`one_sequence`], compiled with wider vector units enabled.
+#[cfg(target_arch = "x86_64")]
+mod simd {
+    use super::{one_sequence, CacheElem, DecodeProblem};
+
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn one_sequence_avx512<T: CacheElem>(
+        p: &DecodeProblem<'_>,
+        q_b: &[f32],
+        k: &[T],
+        v: &[T],
+        table: &[u32],
+        ctx: usize,
+        out_b: &mut [f32],
+    ) {
+        one_sequence(p, q_b, k, v, table, ctx, out_b)
+    }
+
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn one_sequence_avx2<T: CacheElem>(
+        p: &DecodeProblem<'_>,
+        q_b: &[f32],
+        k: &[T],
+        v: &[T],
+        table: &[u32],
+        ctx: usize,
+        out_b: &mut [f32],
+    ) {
+        one_sequence(p, q_b, k, v, table, ctx, out_b)
+    }
+}
+
 /// One sequence's query (`q_b`: `[H * D]`) against its cached context; writes `out_b`.
+/// Always inlined, so that each `simd` entry point compiles it for its own vector unit.
+#[inline(always)]
 fn one_sequence<T: CacheElem>(
     p: &DecodeProblem<'_>,
     q_b: &[f32],
@@ -107,6 +186,13 @@ fn one_sequence<T: CacheElem>(
         for j in 0..n {
             let row = head_base + slot(first + j) * d;
             let k_row = &k[row..row + d];
+            // Cache blocks are scattered pages the hardware prefetchers cannot follow: fetch the
+            // key one block ahead, and this key's value for the weighted sum below.
+            if j + bs < n {
+                let ahead = head_base + slot(first + j + bs) * d;
+                prefetch(&k[ahead..ahead + d]);
+            }
+            prefetch(&v[row..row + d]);
             for i in 0..g {
                 let qi = &q_group[i * d..(i + 1) * d];
                 scores[j * g + i] = dot(qi, k_row) * p.scale;
@@ -199,4 +285,59 @@ pub(crate) fn paged_decode_attention_cpu(
     };
     drop((k_guard, v_guard));
     Ok(Tensor::from_vec(out, (b, p.num_heads * p.head_dim), q.device())?.to_dtype(dtype)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The SIMD-compiled entry point and the plain one give the same result (the SIMD one is
+    /// what the other tests exercise on a modern x86-64 CPU; this keeps the plain one honest),
+    /// over a scattered block table, a partial last block, a head_dim with a scalar tail and a
+    /// sliding window.
+    #[test]
+    fn simd_and_plain_sequences_agree() {
+        let (h, kvh, bs, blocks) = (8, 2, 4, 12);
+        for d in [64, 72] {
+            for window in [None, Some(5)] {
+                let slots = blocks * bs;
+                let val = |i: usize| ((i * 7919 % 1009) as f32 - 504.0) / 504.0;
+                let k: Vec<f32> = (0..kvh * slots * d).map(val).collect();
+                let v: Vec<f32> = (0..kvh * slots * d).map(|i| val(i + 13)).collect();
+                let k16: Vec<f16> = k.iter().map(|&x| f16::from_f32(x)).collect();
+                let v16: Vec<f16> = v.iter().map(|&x| f16::from_f32(x)).collect();
+                let q: Vec<f32> = (0..h * d).map(|i| val(i + 101)).collect();
+                let table = [7u32, 2, 11, 0, 5];
+                let ctx = 18; // four full blocks and two tokens of a fifth
+                let p = DecodeProblem {
+                    num_heads: h,
+                    num_kv_heads: kvh,
+                    head_dim: d,
+                    block_size: bs,
+                    num_slots: slots,
+                    scale: 0.125,
+                    sliding_window: window,
+                    seqs: vec![(&table[..], ctx)],
+                };
+                let mut plain = vec![0f32; h * d];
+                let mut simd = vec![0f32; h * d];
+                one_sequence(&p, &q, &k, &v, &table, ctx, &mut plain);
+                one_sequence_simd(&p, &q, &k, &v, &table, ctx, &mut simd);
+                for (a, b) in plain.iter().zip(&simd) {
+                    assert!(
+                        (a - b).abs() < 1e-5,
+                        "f32 d={d} window={window:?}: {a} vs {b}"
+                    );
+                }
+                one_sequence(&p, &q, &k16, &v16, &table, ctx, &mut plain);
+                one_sequence_simd(&p, &q, &k16, &v16, &table, ctx, &mut simd);
+                for (a, b) in plain.iter().zip(&simd) {
+                    assert!(
+                        (a - b).abs() < 1e-4,
+                        "f16 d={d} window={window:?}: {a} vs {b}"
+                    );
+                }
+            }
+        }
+    }
 }

@@ -446,7 +446,16 @@ impl Engine {
                 want_logits: s.want_logits,
             })
             .collect();
-        let logits = self.model.forward(&slices, &mut self.kv)?;
+        let logits = if self.model.device().is_cpu() {
+            // On the CPU every layer is several rayon-parallel ops. Called from outside the
+            // pool, each one wakes the workers and puts this thread to sleep until they finish
+            // (two futex round trips per op, ~100 ops per step); run from inside the pool, the
+            // ops are plain work-stealing joins. So the whole forward pass runs on a worker.
+            let (model, kv, slices) = (&mut self.model, &mut self.kv, &slices);
+            rayon::scope(move |_| model.forward(slices, kv))?
+        } else {
+            self.model.forward(&slices, &mut self.kv)?
+        };
         let wanting: Vec<&Request> = out
             .seqs
             .iter()
