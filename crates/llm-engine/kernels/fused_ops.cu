@@ -10,6 +10,8 @@
 //   with q and k rotated ("rotate half", neox style) by the table row of each token's position;
 //   cos_sin [max_pos, D] holds cos in its first D/2 columns and sin in the rest. `rotate` = 0
 //   only splits (GPT-2/OPT).
+// rope_qkv_to_cache_<t>: the same, but k and v go straight into their paged-cache slots and
+//   dst holds only q.
 #include "common.cuh"
 
 // The sum of `x` over the block (blockDim.x a multiple of 32, at most 1024); every thread gets it.
@@ -77,10 +79,15 @@ __device__ void silu_mul_impl(T* __restrict__ dst, const T* __restrict__ gate_up
   }
 }
 
-template <typename T>
+// With CACHE, k and v rows are not written to dst (which then holds only q) but straight into
+// their slots of the paged cache: k_cache/v_cache [kv_heads, num_slots, head_dim], row r to
+// slot slots[r] (what reshape_and_cache does, without the extra launches and round trip).
+template <typename T, bool CACHE>
 __device__ void rope_split_qkv_impl(T* __restrict__ dst, const T* __restrict__ qkv, const T* __restrict__ cos_sin,
                                     const uint32_t* __restrict__ positions, long long table_rows, long long rows,
-                                    int heads, int kv_heads, int head_dim, int rotate) {
+                                    int heads, int kv_heads, int head_dim, int rotate, T* __restrict__ k_cache,
+                                    T* __restrict__ v_cache, const uint32_t* __restrict__ slots,
+                                    long long num_slots) {
   const int half = head_dim / 2;
   const int width = (heads + 2 * kv_heads) * head_dim;
   const long long q_block = rows * heads * head_dim;
@@ -98,6 +105,10 @@ __device__ void rope_split_qkv_impl(T* __restrict__ dst, const T* __restrict__ q
     T* out;
     if (hh < heads) {
       out = dst + (r * heads + hh) * head_dim;
+    } else if (CACHE) {
+      const bool is_k = hh < heads + kv_heads;
+      const long long kvh = is_k ? hh - heads : hh - heads - kv_heads;
+      out = (is_k ? k_cache : v_cache) + (kvh * num_slots + (long long)slots[r]) * head_dim;
     } else if (hh < heads + kv_heads) {
       out = dst + q_block + (r * kv_heads + (hh - heads)) * head_dim;
     } else {
@@ -138,8 +149,15 @@ __device__ void rope_split_qkv_impl(T* __restrict__ dst, const T* __restrict__ q
                                                    const uint32_t* positions, long long table_rows, \
                                                    long long rows, int heads, int kv_heads,         \
                                                    int head_dim, int rotate) {                      \
-    rope_split_qkv_impl<T>(dst, qkv, cos_sin, positions, table_rows, rows, heads, kv_heads,         \
-                           head_dim, rotate);                                                       \
+    rope_split_qkv_impl<T, false>(dst, qkv, cos_sin, positions, table_rows, rows, heads, kv_heads,  \
+                                  head_dim, rotate, nullptr, nullptr, nullptr, 0);                  \
+  }                                                                                                 \
+  extern "C" __global__ void rope_qkv_to_cache_##NAME(                                              \
+      T* dst, const T* qkv, const T* cos_sin, const uint32_t* positions, long long table_rows,      \
+      long long rows, int heads, int kv_heads, int head_dim, int rotate, T* k_cache, T* v_cache,    \
+      const uint32_t* slots, long long num_slots) {                                                 \
+    rope_split_qkv_impl<T, true>(dst, qkv, cos_sin, positions, table_rows, rows, heads, kv_heads,   \
+                                 head_dim, rotate, k_cache, v_cache, slots, num_slots);             \
   }
 
 FUSED_OPS(f32, float)

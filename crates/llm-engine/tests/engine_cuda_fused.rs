@@ -11,6 +11,12 @@
 //! - `silu_mul_matches_candle`: `silu(gate) * up`, rows 1, 5, 129, intermediate 1, 37, 2755.
 //! - `rope_split_qkv_matches_candle`: candle's `rope_thd` on q and k, plain copies of v and, with
 //!   no rotary, of all three; head counts (4, 4), (8, 2) (GQA 4), (3, 1); head_dim 6, 64, 128.
+//! - `rope_qkv_to_cache_matches_split_then_reshape_and_cache`: the fused rotary + cache write
+//!   leaves q and both whole caches exactly as `rope_split_qkv` followed by two
+//!   `reshape_and_cache` launches do (same shapes, rows 1, 9 and 200 at scattered slots).
+//! - `gemv_matches_candle_matmul`: the small-M linear kernel against `x · wᵀ + b` by cuBLAS,
+//!   M = 1..4, (n, k) = (1, 8), (37, 64), (1000, 1376), (4096, 4096), (50257, 768), with and
+//!   without bias; and the cases it must decline (M = 5, k not a whole 16-byte load, CPU).
 //! - `fused_models_match_the_op_path`: every golden fixture (GPT-2, OPT, Llama, Llama-3 GQA),
 //!   all tokens' logits of a prefill step and a mixed decode/prefill-chunk step.
 //!
@@ -21,7 +27,11 @@
 mod engine_support;
 
 use candle_core::{DType, Device, Tensor, D};
-use llm_engine::cuda::fused::{add_layer_norm, add_rms_norm, rope_split_qkv, silu_mul, Rotary};
+use llm_engine::cuda::fused::{
+    add_layer_norm, add_rms_norm, rope_qkv_to_cache, rope_split_qkv, silu_mul, CacheTarget, Rotary,
+};
+use llm_engine::cuda::gemv::small_m_linear;
+use llm_engine::cuda::reshape_and_cache;
 use llm_engine::models::{load_model, LoadFormat, ModelSource, SeqSlice};
 use llm_engine::PagedKvStorage;
 use rand::rngs::StdRng;
@@ -283,6 +293,122 @@ fn rope_split_qkv_matches_candle() {
             }
         }
     }
+    assert_none(failures, cases);
+}
+
+/// The fused rotary + cache write against the split kernel followed by `reshape_and_cache`
+/// for k and v: q and the whole caches (untouched slots included) must be identical.
+#[test]
+fn rope_qkv_to_cache_matches_split_then_reshape_and_cache() {
+    let Some(dev) = gpu() else { return };
+    let mut rng = StdRng::seed_from_u64(7);
+    let (mut failures, mut cases) = (Vec::new(), 0);
+    let max_pos = 64;
+    let num_slots = 512;
+    for dtype in DTYPES {
+        for (heads, kv_heads, hd) in [(4, 4, 64), (8, 2, 128), (3, 1, 6)] {
+            let cos_sin = randn(&mut rng, &[max_pos, hd], dtype, &dev);
+            for rows in [1, 9, 200] {
+                let width = (heads + 2 * kv_heads) * hd;
+                let qkv = randn(&mut rng, &[rows, width], dtype, &dev);
+                let pos: Vec<u32> = (0..rows)
+                    .map(|_| rng.random_range(0..max_pos as u32))
+                    .collect();
+                let positions = Tensor::new(pos.as_slice(), &dev).expect("positions");
+                // Distinct scattered slots: a stride coprime with num_slots.
+                let slots: Vec<u32> = (0..rows as u32).map(|r| (r * 37 + 5) % num_slots).collect();
+                let slot_mapping = Tensor::new(slots.as_slice(), &dev).expect("slots");
+                let k_a = randn(&mut rng, &[kv_heads, num_slots as usize, hd], dtype, &dev);
+                let v_a = randn(&mut rng, &[kv_heads, num_slots as usize, hd], dtype, &dev);
+                let (k_b, v_b) = (k_a.copy().expect("copy"), v_a.copy().expect("copy"));
+                for rotary in [true, false] {
+                    let rot = rotary.then_some(Rotary {
+                        cos_sin: &cos_sin,
+                        positions: &positions,
+                    });
+                    let (q_a, k, v) =
+                        rope_split_qkv(&qkv, rot, heads, kv_heads, hd).expect("split");
+                    let k = k.reshape((rows, kv_heads, hd)).expect("k rows");
+                    let v = v.reshape((rows, kv_heads, hd)).expect("v rows");
+                    reshape_and_cache(&k_a, &k, &slot_mapping).expect("k cache");
+                    reshape_and_cache(&v_a, &v, &slot_mapping).expect("v cache");
+                    let target = CacheTarget {
+                        k_cache: &k_b,
+                        v_cache: &v_b,
+                        slot_mapping: &slot_mapping,
+                    };
+                    let q_b = rope_qkv_to_cache(&qkv, rot, heads, kv_heads, hd, target)
+                        .expect("rope_qkv_to_cache");
+                    let case = format!(
+                        "{dtype:?} heads {heads}/{kv_heads} head_dim {hd} rows {rows} rotary {rotary}"
+                    );
+                    // Identical arithmetic: exact equality is expected (f32 tolerance is
+                    // far below one unit of any dtype's last place at these magnitudes).
+                    check(&mut failures, format!("{case} q"), &q_b, &q_a, DType::F32);
+                    check(
+                        &mut failures,
+                        format!("{case} k cache"),
+                        &k_b,
+                        &k_a,
+                        DType::F32,
+                    );
+                    check(
+                        &mut failures,
+                        format!("{case} v cache"),
+                        &v_b,
+                        &v_a,
+                        DType::F32,
+                    );
+                    cases += 3;
+                }
+            }
+        }
+    }
+    assert_none(failures, cases);
+}
+
+/// The small-M linear kernel against cuBLAS (`x · wᵀ + b`), and the cases it declines.
+#[test]
+fn gemv_matches_candle_matmul() {
+    let Some(dev) = gpu() else { return };
+    let mut rng = StdRng::seed_from_u64(8);
+    let (mut failures, mut cases) = (Vec::new(), 0);
+    for dtype in DTYPES {
+        for (n, k) in [(1, 8), (37, 64), (1000, 1376), (4096, 4096), (50257, 768)] {
+            let w = randn(&mut rng, &[n, k], dtype, &dev);
+            let b = randn(&mut rng, &[n], dtype, &dev);
+            for m in 1..=4 {
+                let x = randn(&mut rng, &[m, k], dtype, &dev);
+                let plain = x.matmul(&w.t().expect("t")).expect("matmul");
+                let with_bias = plain.broadcast_add(&b).expect("bias");
+                for (bias, want) in [(None, &plain), (Some(&b), &with_bias)] {
+                    let got = small_m_linear(&x, &w, bias)
+                        .expect("gemv")
+                        .expect("the kernel takes this shape");
+                    // Sums of k products of N(0, 1) values: compare relative to their scale.
+                    let scale = (k as f64).sqrt();
+                    let case = format!("{dtype:?} m {m} n {n} k {k} bias {}", bias.is_some());
+                    check(
+                        &mut failures,
+                        case,
+                        &(got / scale).expect("scale"),
+                        &(want / scale).expect("scale"),
+                        dtype,
+                    );
+                    cases += 1;
+                }
+            }
+        }
+    }
+    let w = randn(&mut rng, &[16, 64], DType::F16, &dev);
+    let x5 = randn(&mut rng, &[5, 64], DType::F16, &dev);
+    assert!(small_m_linear(&x5, &w, None).expect("m 5").is_none());
+    let w7 = randn(&mut rng, &[16, 7], DType::F16, &dev);
+    let x7 = randn(&mut rng, &[1, 7], DType::F16, &dev);
+    assert!(small_m_linear(&x7, &w7, None).expect("k 7").is_none());
+    let wc = Tensor::zeros((16, 64), DType::F32, &Device::Cpu).expect("cpu w");
+    let xc = Tensor::zeros((1, 64), DType::F32, &Device::Cpu).expect("cpu x");
+    assert!(small_m_linear(&xc, &wc, None).expect("cpu").is_none());
     assert_none(failures, cases);
 }
 

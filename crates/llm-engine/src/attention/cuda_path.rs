@@ -1,10 +1,13 @@
-//! The CUDA kernel path of [`PagedAttention::forward`].
+//! The CUDA kernel path of [`PagedAttention::forward`], and [`PagedAttention::forward_qkv`]
+//! that also fuses the rotary embedding and the cache write.
 
 use candle_core::Tensor;
 
 use super::{AttentionMetadata, PagedAttention};
+use crate::cuda::fused::{rope_qkv_to_cache, rope_split_qkv, CacheTarget, Rotary};
 use crate::error::Result;
 use crate::kv_cache_storage::PagedKvStorage;
+use crate::models::BatchLayout;
 
 impl PagedAttention {
     /// Writes the step's K/V into the cache (one launch each) and attends every new token
@@ -19,11 +22,24 @@ impl PagedAttention {
         layer: usize,
     ) -> Result<Tensor> {
         let n = meta.num_tokens;
-        let (h, kvh, d) = (self.num_heads, self.num_kv_heads, self.head_dim);
+        let (kvh, d) = (self.num_kv_heads, self.head_dim);
         let cache_dtype = kv.dtype();
         let k = k.to_dtype(cache_dtype)?.reshape((n, kvh, d))?;
         let v = v.to_dtype(cache_dtype)?.reshape((n, kvh, d))?;
         kv.write_slots(layer, &meta.slot_mapping, &k, &v)?;
+        self.attend_cached_cuda(q, meta, kv, layer)
+    }
+
+    /// Attention of every new token over the cache, whose K/V rows for this step are already
+    /// written; `q` `[n, H * D]` → `[n, H * D]` in `q`'s dtype.
+    fn attend_cached_cuda(
+        &self,
+        q: &Tensor,
+        meta: &AttentionMetadata,
+        kv: &PagedKvStorage,
+        layer: usize,
+    ) -> Result<Tensor> {
+        let cache_dtype = kv.dtype();
         let (k_cache, v_cache) = kv.layer(layer)?;
         let out = crate::cuda::paged_attention(
             self,
@@ -33,7 +49,51 @@ impl PagedAttention {
             meta,
             kv.block_size(),
         )?;
-        debug_assert_eq!(out.dims(), [n, h * d]);
+        debug_assert_eq!(
+            out.dims(),
+            [meta.num_tokens, self.num_heads * self.head_dim]
+        );
         Ok(out.to_dtype(q.dtype())?)
+    }
+
+    /// Attention of layer `layer` from a fused qkv projection `[n, (H + 2 * KVH) * D]` of a
+    /// CUDA model (`rotary`: the Llama family's rotary embedding; `None` for GPT-2 / OPT).
+    ///
+    /// On the kernel path, with a cache of the qkv's dtype, one launch rotates q and k and
+    /// writes k and v straight into their cache slots, then the paged kernels attend: two
+    /// launches fewer per layer than splitting first and writing with `reshape_and_cache`.
+    /// Otherwise it splits (and rotates) with one launch and goes through
+    /// [`PagedAttention::forward`].
+    ///
+    /// # Errors
+    /// [`crate::EngineError::CudaKernel`] naming a kernel that failed; as
+    /// [`PagedAttention::forward`].
+    pub fn forward_qkv(
+        &self,
+        qkv: &Tensor,
+        rotary: Option<Rotary<'_>>,
+        batch: &BatchLayout<'_>,
+        kv: &mut PagedKvStorage,
+        layer: usize,
+    ) -> Result<Tensor> {
+        let (h, kvh, d) = (self.num_heads, self.num_kv_heads, self.head_dim);
+        let fused_write = self.use_kernels
+            && qkv.device().is_cuda()
+            && crate::cuda::supports_head_dim(d)
+            && kv.dtype() == qkv.dtype();
+        if let (true, Some(meta)) = (fused_write, &batch.attention) {
+            let q = {
+                let (k_cache, v_cache) = kv.layer(layer)?;
+                let target = CacheTarget {
+                    k_cache,
+                    v_cache,
+                    slot_mapping: &meta.slot_mapping,
+                };
+                rope_qkv_to_cache(qkv, rotary, h, kvh, d, target)?
+            };
+            return self.attend_cached_cuda(&q, meta, kv, layer);
+        }
+        let (q, k, v) = rope_split_qkv(qkv, rotary, h, kvh, d)?;
+        self.forward(&q, &k, &v, batch, kv, layer)
     }
 }

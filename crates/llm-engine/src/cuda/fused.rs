@@ -113,12 +113,39 @@ pub fn rope_split_qkv(
     head_dim: usize,
 ) -> Result<(Tensor, Tensor, Tensor)> {
     let kernel = kernel_name("rope_split_qkv", qkv.dtype());
+    let rows = qkv
+        .dims2()
+        .map_err(|e| kernel_error(&kernel, format!("qkv: {e}")))?
+        .0;
+    let flat = split(qkv, rotary, heads, kv_heads, head_dim, None, &kernel)?;
+    let (qs, kvs) = (heads * head_dim, kv_heads * head_dim);
+    let q = flat.narrow(0, 0, rows * qs)?.reshape((rows, qs))?;
+    let k = flat
+        .narrow(0, rows * qs, rows * kvs)?
+        .reshape((rows, kvs))?;
+    let v = flat
+        .narrow(0, rows * (qs + kvs), rows * kvs)?
+        .reshape((rows, kvs))?;
+    Ok((q, k, v))
+}
+
+/// The checks and launch shared by [`rope_split_qkv`] (returns the flat `[q | k | v]`) and
+/// [`rope_qkv_to_cache`] (returns q `[rows, heads * head_dim]`).
+fn split(
+    qkv: &Tensor,
+    rotary: Option<Rotary<'_>>,
+    heads: usize,
+    kv_heads: usize,
+    head_dim: usize,
+    cache: Option<CacheTarget<'_>>,
+    kernel: &str,
+) -> Result<Tensor> {
     let (rows, width) = qkv
         .dims2()
-        .map_err(|e| kernel_error(&kernel, format!("qkv: {e}")))?;
-    if width != (heads + 2 * kv_heads) * head_dim || head_dim % 2 != 0 || head_dim == 0 {
+        .map_err(|e| kernel_error(kernel, format!("qkv: {e}")))?;
+    if width != (heads + 2 * kv_heads) * head_dim || !head_dim.is_multiple_of(2) || head_dim == 0 {
         return Err(kernel_error(
-            &kernel,
+            kernel,
             format!(
                 "qkv width {width} is not ({heads} + 2 * {kv_heads}) heads of an even head_dim {head_dim}"
             ),
@@ -130,7 +157,7 @@ pub fn rope_split_qkv(
             && r.cos_sin.dtype() == qkv.dtype();
         if !table_ok || r.positions.dims() != [rows] || r.positions.dtype() != DType::U32 {
             return Err(kernel_error(
-                &kernel,
+                kernel,
                 format!(
                     "rotary table {:?} {:?} or positions {:?} {:?} do not fit {rows} rows of head_dim {head_dim}",
                     r.cos_sin.dims(),
@@ -141,38 +168,99 @@ pub fn rope_split_qkv(
             ));
         }
     }
-    let (qs, kvs) = (heads * head_dim, kv_heads * head_dim);
+    let out_len = match cache {
+        Some(_) => rows * heads * head_dim,
+        None => rows * width,
+    };
     let flat = if rows == 0 {
-        Tensor::zeros(rows * width, qkv.dtype(), qkv.device())?
+        Tensor::zeros(out_len, qkv.dtype(), qkv.device())?
     } else {
         let qkv = qkv.contiguous()?;
         let rotary = match rotary {
             Some(r) => Some((r.cos_sin.contiguous()?, r.positions.contiguous()?)),
             None => None,
         };
-        let dev = cuda_device(&qkv, &kernel)?;
+        let slots = cache.map(|c| c.slot_mapping.contiguous()).transpose()?;
+        let cache = match (cache, slots.as_ref()) {
+            (Some(c), Some(s)) => Some((c.k_cache, c.v_cache, s)),
+            _ => None,
+        };
+        let dev = cuda_device(&qkv, kernel)?;
         let shape = SplitShape {
             rows,
             heads,
             kv_heads,
             head_dim,
+            out_len,
         };
+        let r = rotary.as_ref();
         let out = match qkv.dtype() {
-            DType::F32 => split_launch::<f32>(&dev, &kernel, &qkv, rotary.as_ref(), shape)?,
-            DType::F16 => split_launch::<half::f16>(&dev, &kernel, &qkv, rotary.as_ref(), shape)?,
-            DType::BF16 => split_launch::<half::bf16>(&dev, &kernel, &qkv, rotary.as_ref(), shape)?,
-            other => return Err(unsupported(&kernel, other)),
+            DType::F32 => split_launch::<f32>(&dev, kernel, &qkv, r, cache, shape)?,
+            DType::F16 => split_launch::<half::f16>(&dev, kernel, &qkv, r, cache, shape)?,
+            DType::BF16 => split_launch::<half::bf16>(&dev, kernel, &qkv, r, cache, shape)?,
+            other => return Err(unsupported(kernel, other)),
         };
-        Tensor::from_storage(Storage::Cuda(out), rows * width, BackpropOp::none(), false)
+        Tensor::from_storage(Storage::Cuda(out), out_len, BackpropOp::none(), false)
     };
-    let q = flat.narrow(0, 0, rows * qs)?.reshape((rows, qs))?;
-    let k = flat
-        .narrow(0, rows * qs, rows * kvs)?
-        .reshape((rows, kvs))?;
-    let v = flat
-        .narrow(0, rows * (qs + kvs), rows * kvs)?
-        .reshape((rows, kvs))?;
-    Ok((q, k, v))
+    Ok(match cache {
+        Some(_) => flat.reshape((rows, heads * head_dim))?,
+        None => flat,
+    })
+}
+
+/// Where [`rope_qkv_to_cache`] writes k and v: one layer's paged cache.
+#[derive(Debug, Clone, Copy)]
+pub struct CacheTarget<'a> {
+    /// `[kv_heads, num_slots, head_dim]`, the qkv's dtype.
+    pub k_cache: &'a Tensor,
+    /// Same shape and dtype as `k_cache`.
+    pub v_cache: &'a Tensor,
+    /// u32 `[rows]`: the cache slot of each row.
+    pub slot_mapping: &'a Tensor,
+}
+
+/// [`rope_split_qkv`] that writes the (rotated) k and v rows straight into their slots of the
+/// paged cache (what `reshape_and_cache` does for k and v, without its two launches and the
+/// round trip through memory) and returns only q `[rows, heads * head_dim]`.
+///
+/// # Errors
+/// As [`rope_split_qkv`], naming `rope_qkv_to_cache_<dtype>`; also a cache of another shape or
+/// dtype, or a slot mapping of the wrong length or type.
+pub fn rope_qkv_to_cache(
+    qkv: &Tensor,
+    rotary: Option<Rotary<'_>>,
+    heads: usize,
+    kv_heads: usize,
+    head_dim: usize,
+    cache: CacheTarget<'_>,
+) -> Result<Tensor> {
+    let kernel = kernel_name("rope_qkv_to_cache", qkv.dtype());
+    let (rows, _) = qkv
+        .dims2()
+        .map_err(|e| kernel_error(&kernel, format!("qkv: {e}")))?;
+    let cache_ok = cache.k_cache.dims().len() == 3
+        && cache.k_cache.dims()[0] == kv_heads
+        && cache.k_cache.dims()[2] == head_dim
+        && cache.v_cache.dims() == cache.k_cache.dims()
+        && cache.k_cache.dtype() == qkv.dtype()
+        && cache.v_cache.dtype() == qkv.dtype()
+        && cache.slot_mapping.dims() == [rows]
+        && cache.slot_mapping.dtype() == DType::U32;
+    if !cache_ok {
+        return Err(kernel_error(
+            &kernel,
+            format!(
+                "caches {:?} {:?} / {:?} or slot mapping {:?} {:?} do not fit {rows} rows of {kv_heads} kv heads of {head_dim} ({:?})",
+                cache.k_cache.dims(),
+                cache.k_cache.dtype(),
+                cache.v_cache.dims(),
+                cache.slot_mapping.dims(),
+                cache.slot_mapping.dtype(),
+                qkv.dtype()
+            ),
+        ));
+    }
+    split(qkv, rotary, heads, kv_heads, head_dim, Some(cache), &kernel)
 }
 
 fn kernel_name(op: &str, dtype: DType) -> String {
@@ -359,28 +447,41 @@ fn silu_mul_launch<T: CudaDType + DeviceRepr>(
     Ok(CudaStorage::wrap_cuda_slice(dst, dev.clone()))
 }
 
-/// The sizes of a [`rope_split_qkv`] launch.
+/// The sizes of a [`rope_split_qkv`] / [`rope_qkv_to_cache`] launch.
 #[derive(Clone, Copy)]
 struct SplitShape {
     rows: usize,
     heads: usize,
     kv_heads: usize,
     head_dim: usize,
+    /// Elements of the output: all of q, k, v, or only q when k and v go to the cache.
+    out_len: usize,
 }
+
+/// The caches and slot mapping of a [`rope_qkv_to_cache`] launch.
+type CacheArgs<'a> = (&'a Tensor, &'a Tensor, &'a Tensor);
 
 fn split_launch<T: CudaDType + DeviceRepr>(
     dev: &CudaDevice,
     kernel: &str,
     qkv: &Tensor,
     rotary: Option<&(Tensor, Tensor)>,
+    cache: Option<CacheArgs<'_>>,
     s: SplitShape,
 ) -> Result<CudaStorage> {
     let (qs, ql) = qkv.storage_and_layout();
     let rot = rotary.map(|(t, p)| (t.storage_and_layout(), p.storage_and_layout()));
+    let caches = cache.map(|(k, v, slots)| {
+        (
+            k.storage_and_layout(),
+            v.storage_and_layout(),
+            slots.storage_and_layout(),
+        )
+    });
     let qkv_v = view::<T>(&qs, ql, kernel, "qkv")?;
     let total = s.rows * (s.heads + 2 * s.kv_heads) * s.head_dim;
     let func = load(dev, &FUSED_OPS, kernel)?;
-    let mut dst = output::<T>(dev, total, kernel)?;
+    let mut dst = output::<T>(dev, s.out_len, kernel)?;
     let cfg = elementwise_config(total / 2, kernel)?;
     let table_rows = rotary.map_or(0, |(t, _)| t.dim(0).unwrap_or(0)) as i64;
     let rows_i = s.rows as i64;
@@ -413,9 +514,26 @@ fn split_launch<T: CudaDType + DeviceRepr>(
     b.arg(&kv_heads_i);
     b.arg(&head_dim_i);
     b.arg(&rotate);
-    // SAFETY: the arguments match rope_split_qkv_<t> in kernels/fused_ops.cu; qkv and dst hold
-    // rows * (heads + 2 * kv_heads) * head_dim elements; with `rotate` the table has head_dim
-    // columns and positions one u32 per row; the kernel skips positions at or past table_rows.
+    let (k_v, v_v, slots_v, num_slots);
+    if let Some(((ks, kl), (vs, vl), (ss, sl))) = &caches {
+        k_v = view::<T>(ks, kl, kernel, "k cache")?;
+        v_v = view::<T>(vs, vl, kernel, "v cache")?;
+        slots_v = view::<u32>(ss, sl, kernel, "slot mapping")?;
+        num_slots = kl.dims()[1] as i64;
+        b.arg(&k_v);
+        b.arg(&v_v);
+        b.arg(&slots_v);
+        b.arg(&num_slots);
+    }
+    // SAFETY: the arguments match rope_split_qkv_<t> (no cache) or rope_qkv_to_cache_<t> in
+    // kernels/fused_ops.cu; qkv holds rows * (heads + 2 * kv_heads) * head_dim elements and
+    // dst out_len (all of them, or only q's with a cache); with `rotate` the table has
+    // head_dim columns and positions one u32 per row; the kernel skips positions at or past
+    // table_rows. With a cache, the kernel writes k and v rows into the caches'
+    // [kv_heads, num_slots, head_dim] elements at the slots the mapping names (one u32 per
+    // row, each below num_slots: the engine's slot mapping comes from its block tables). The
+    // caches are written through views taken from shared storage guards: nothing on the host
+    // reads that device memory, and every use of the cache is ordered on this one stream.
     unsafe { b.launch(cfg) }.map_err(|e| kernel_error(kernel, e))?;
     Ok(CudaStorage::wrap_cuda_slice(dst, dev.clone()))
 }

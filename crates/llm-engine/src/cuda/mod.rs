@@ -5,12 +5,15 @@
 //! |---|---|---|
 //! | [`reshape_and_cache`] | `reshape_and_cache_<dtype>` | writes a step's new K (or V) rows into their cache slots, one launch per layer |
 //! | [`paged_attention`] | `paged_decode_*`, `paged_prefill_*` | attention of every new token over the paged cache, output in token order |
+//! | [`gemv::small_m_linear`] | `gemv_m<1-4>_<dtype>` | linear layers of 1-4 rows (batch-1 to -4 decode) at the memory bandwidth |
+//! | [`fused`] | `add_rms_norm_*`, `rope_split_qkv_*`, .. | fused element-wise ops of the models' forward |
 //!
 //! f32, f16 and bf16; head dims up to 256 ([`supports_head_dim`]). A kernel that cannot be
 //! loaded or launched, or gets tensors it cannot use, is an
 //! [`EngineError::CudaKernel`](crate::EngineError::CudaKernel) naming it.
 
 pub mod fused;
+pub mod gemv;
 mod paged_attention;
 mod reshape_and_cache;
 

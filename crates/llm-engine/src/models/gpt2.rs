@@ -131,8 +131,6 @@ impl Gpt2 {
     /// in one launch each. The MLP's residual add is carried into the next layer's first norm.
     fn run_fused(&self, layout: &BatchLayout<'_>, kv: &mut PagedKvStorage) -> Result<Tensor> {
         use super::layers::fused_add_layer_norm;
-        use crate::cuda::fused::rope_split_qkv;
-        let (heads, kv_heads, hd) = (self.cfg.num_heads, self.cfg.num_kv_heads, self.cfg.head_dim);
         let mut x = (self.wte.index_select(&layout.token_ids, 0)?
             + self.wpe.index_select(&layout.positions, 0)?)?;
         // The previous layer's MLP output, not yet added to `x`.
@@ -147,8 +145,7 @@ impl Gpt2 {
                 }
             };
             let qkv = b.c_attn.forward(&a_in)?;
-            let (q, k, v) = rope_split_qkv(&qkv, None, heads, kv_heads, hd)?;
-            let a = self.attention.forward(&q, &k, &v, layout, kv, l)?;
+            let a = self.attention.forward_qkv(&qkv, None, layout, kv, l)?;
             let (sum, m_in) = fused_add_layer_norm(&x, &b.attn_proj.forward(&a)?, &b.ln_2)?;
             x = sum;
             let m = activate(&b.c_fc.forward(&m_in)?, self.cfg.activation)?;

@@ -59,12 +59,36 @@ impl Module for Linear {
             LinearWeight::Dense {
                 weight,
                 transposed: false,
-            } => x.matmul(&weight.t()?)?,
+            } => {
+                if let Some(y) = small_m_linear(x, weight, self.bias.as_ref())? {
+                    return Ok(y); // bias included
+                }
+                x.matmul(&weight.t()?)?
+            }
         };
         match &self.bias {
             Some(b) => y.broadcast_add(b),
             None => Ok(y),
         }
+    }
+}
+
+/// `x · wᵀ (+ bias)` by the CUDA GEMV kernel when `x` has a handful of rows on a GPU (a
+/// decode step of a few sequences), else `None` (and always `None` without the `cuda` feature).
+fn small_m_linear(
+    x: &Tensor,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+) -> candle_core::Result<Option<Tensor>> {
+    #[cfg(feature = "cuda")]
+    {
+        crate::cuda::gemv::small_m_linear(x, w, bias)
+            .map_err(|e| candle_core::Error::Msg(e.to_string()))
+    }
+    #[cfg(not(feature = "cuda"))]
+    {
+        let _ = (x, w, bias);
+        Ok(None)
     }
 }
 
@@ -207,9 +231,10 @@ impl LmHead {
     pub(crate) fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
         Ok(match &self.weight {
             LinearWeight::Packed(w) => hidden.contiguous()?.apply_op1_no_bwd(&PackedMatmul(w))?,
-            LinearWeight::Dense { weight, .. } => {
-                hidden.matmul(&weight.t()?)?.to_dtype(DType::F32)?
-            }
+            LinearWeight::Dense { weight, .. } => match small_m_linear(hidden, weight, None)? {
+                Some(y) => y.to_dtype(DType::F32)?,
+                None => hidden.matmul(&weight.t()?)?.to_dtype(DType::F32)?,
+            },
         })
     }
 

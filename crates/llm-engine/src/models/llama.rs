@@ -155,7 +155,7 @@ impl Llama {
     /// MLP's residual add is carried into the next layer's input norm.
     fn run_fused(&self, layout: &BatchLayout<'_>, kv: &mut PagedKvStorage) -> Result<Tensor> {
         use crate::config::Activation;
-        use crate::cuda::fused::{add_rms_norm, rope_split_qkv, silu_mul, Rotary};
+        use crate::cuda::fused::{add_rms_norm, silu_mul, Rotary};
         let cos_sin = self
             .rope
             .cos_sin()
@@ -167,7 +167,6 @@ impl Llama {
             cos_sin,
             positions: &layout.positions,
         };
-        let (heads, kv_heads, hd) = (self.cfg.num_heads, self.cfg.num_kv_heads, self.cfg.head_dim);
         let i = self.cfg.intermediate_size;
         let mut x = self.embed.index_select(&layout.token_ids, 0)?;
         // The previous layer's MLP output, not yet added to `x`.
@@ -182,8 +181,9 @@ impl Llama {
                 }
             };
             let qkv = b.qkv.forward(&h)?;
-            let (q, k, v) = rope_split_qkv(&qkv, Some(rotary), heads, kv_heads, hd)?;
-            let a = self.attention.forward(&q, &k, &v, layout, kv, l)?;
+            let a = self
+                .attention
+                .forward_qkv(&qkv, Some(rotary), layout, kv, l)?;
             let o = b.o_proj.forward(&a)?;
             let (sum, h) = add_rms_norm(&x, &o, b.post_norm.weight(), b.post_norm.eps())?;
             x = sum;

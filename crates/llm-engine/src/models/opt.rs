@@ -213,8 +213,6 @@ impl Opt {
     /// layer's first norm.
     fn run_fused(&self, layout: &BatchLayout<'_>, kv: &mut PagedKvStorage) -> Result<Tensor> {
         use super::layers::fused_add_layer_norm;
-        use crate::cuda::fused::rope_split_qkv;
-        let (heads, kv_heads, hd) = (self.cfg.num_heads, self.cfg.num_kv_heads, self.cfg.head_dim);
         let mut x = self.embed_tokens.index_select(&layout.token_ids, 0)?;
         if let Some(p) = &self.project_in {
             x = p.forward(&x)?;
@@ -233,8 +231,7 @@ impl Opt {
                 }
             };
             let qkv = b.qkv.forward(&a_in)?;
-            let (q, k, v) = rope_split_qkv(&qkv, None, heads, kv_heads, hd)?;
-            let a = self.attention.forward(&q, &k, &v, layout, kv, l)?;
+            let a = self.attention.forward_qkv(&qkv, None, layout, kv, l)?;
             let (sum, m_in) = fused_add_layer_norm(&x, &b.out_proj.forward(&a)?, &b.mlp_norm)?;
             x = sum;
             let m = activate(&b.fc1.forward(&m_in)?, self.cfg.activation)?;

@@ -1,0 +1,155 @@
+//! Linear layers of a few rows (a decode step of 1-4 sequences) with our own GEMV kernel
+//! (`kernels/gemv.cu`) instead of cuBLAS.
+//!
+//! At batch 1 a decode step is a pass over all the weights, and the linear layers are ~70% of
+//! it. cuBLAS's kernels for an `M = 1` product read the weight at ~77% of the H200's measured
+//! bandwidth; a warp per output column with four 16-byte loads in flight per lane does better
+//! (figures in docs/PERFORMANCE.md). `LLM_ENGINE_GEMV=0` (read once) keeps cuBLAS.
+
+use candle_core::cuda_backend::cudarc::driver::{DeviceRepr, LaunchConfig, PushKernelArg};
+use candle_core::cuda_backend::CudaDType;
+use candle_core::op::BackpropOp;
+use candle_core::{CudaDevice, CudaStorage, DType, Storage, Tensor};
+
+use super::{arg_i32, contiguous_view, dim, dtype_suffix, kernel_error, load, PtxModule};
+use crate::error::Result;
+
+const GEMV: PtxModule = PtxModule {
+    name: "llm_engine_gemv",
+    ptx: include_str!(concat!(env!("OUT_DIR"), "/gemv.ptx")),
+};
+
+/// The most rows of `x` the kernel takes (`gemv_m1` .. `gemv_m4`).
+pub const MAX_ROWS: usize = 4;
+/// Warps (output columns) per thread block.
+const WARPS: usize = 8;
+
+/// Whether the GEMV path is on (`LLM_ENGINE_GEMV=0` turns it off; read once per process).
+fn enabled() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var("LLM_ENGINE_GEMV").map_or(true, |v| v != "0"))
+}
+
+/// `x · wᵀ (+ bias)` for `x` `[m, k]` with `1 <= m <=` [`MAX_ROWS`], `w` `[n, k]` (PyTorch's
+/// layout), `bias` `[n]`, all CUDA tensors of one dtype: `Some([m, n])`. `None` when the
+/// kernel does not apply (more rows, a CPU tensor, other dtypes, a `k` that is not a whole
+/// number of 16-byte loads, unaligned storage, or the path turned off), so the caller uses
+/// its matmul.
+///
+/// # Errors
+/// [`EngineError::CudaKernel`](crate::EngineError::CudaKernel) naming `gemv_m<m>_<dtype>` for
+/// a failed launch.
+pub fn small_m_linear(x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<Option<Tensor>> {
+    if !enabled() || !x.device().is_cuda() {
+        return Ok(None);
+    }
+    let (Ok((m, k)), Ok((n, wk))) = (x.dims2(), w.dims2()) else {
+        return Ok(None);
+    };
+    let dtype = x.dtype();
+    let per_load = match dtype {
+        DType::F32 => 4,
+        DType::F16 | DType::BF16 => 8,
+        _ => return Ok(None),
+    };
+    let shapes_ok = (1..=MAX_ROWS).contains(&m)
+        && wk == k
+        && k % per_load == 0
+        && n > 0
+        && w.dtype() == dtype
+        && bias.is_none_or(|b| b.dims() == [n] && b.dtype() == dtype);
+    if !shapes_ok || !aligned(x, per_load) || !aligned(w, per_load) {
+        return Ok(None);
+    }
+    let kernel = format!("gemv_m{m}_{}", dtype_suffix(dtype).unwrap_or("unsupported"));
+    let dev = x
+        .device()
+        .as_cuda_device()
+        .cloned()
+        .map_err(|e| kernel_error(&kernel, e))?;
+    let bias = bias.map(Tensor::contiguous).transpose()?;
+    let shape = GemvShape { m, n, k };
+    let out = match dtype {
+        DType::F32 => launch::<f32>(&dev, &kernel, x, w, bias.as_ref(), shape)?,
+        DType::F16 => launch::<half::f16>(&dev, &kernel, x, w, bias.as_ref(), shape)?,
+        DType::BF16 => launch::<half::bf16>(&dev, &kernel, x, w, bias.as_ref(), shape)?,
+        _ => return Ok(None),
+    };
+    Ok(Some(Tensor::from_storage(
+        Storage::Cuda(out),
+        (m, n),
+        BackpropOp::none(),
+        false,
+    )))
+}
+
+/// Contiguous, with rows starting on 16-byte boundaries (the storage itself is allocated
+/// aligned; the view's offset must keep it so).
+fn aligned(t: &Tensor, per_load: usize) -> bool {
+    t.layout()
+        .contiguous_offsets()
+        .is_some_and(|(start, _)| start % per_load == 0)
+}
+
+/// A storage's CUDA side.
+fn cuda<'a>(storage: &'a Storage, kernel: &str) -> Result<&'a CudaStorage> {
+    match storage {
+        Storage::Cuda(c) => Ok(c),
+        _ => Err(kernel_error(kernel, "a tensor is not on CUDA")),
+    }
+}
+
+#[derive(Clone, Copy)]
+struct GemvShape {
+    m: usize,
+    n: usize,
+    k: usize,
+}
+
+fn launch<T: CudaDType + DeviceRepr>(
+    dev: &CudaDevice,
+    kernel: &str,
+    x: &Tensor,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+    s: GemvShape,
+) -> Result<CudaStorage> {
+    let (xs, xl) = x.storage_and_layout();
+    let (ws, wl) = w.storage_and_layout();
+    let bias = bias.map(|b| b.storage_and_layout());
+    let x_v = contiguous_view::<T>(cuda(&xs, kernel)?, xl, kernel, "x")?;
+    let w_v = contiguous_view::<T>(cuda(&ws, kernel)?, wl, kernel, "weight")?;
+    let b_v = match &bias {
+        Some((bs, bl)) => Some(contiguous_view::<T>(cuda(bs, kernel)?, bl, kernel, "bias")?),
+        None => None,
+    };
+    let func = load(dev, &GEMV, kernel)?;
+    // SAFETY: the kernel writes every one of the m * n outputs (one warp per column, lane 0
+    // writes its m rows) before anything reads them (same stream).
+    let mut y = unsafe { dev.alloc::<T>(s.m * s.n) }
+        .map_err(|e| kernel_error(kernel, format!("allocation: {e}")))?;
+    let n_i = arg_i32(s.n, kernel, "out features")?;
+    let k_i = arg_i32(s.k, kernel, "in features")?;
+    let cfg = LaunchConfig {
+        grid_dim: (dim(s.n.div_ceil(WARPS), kernel, "blocks")?, 1, 1),
+        block_dim: (32 * WARPS as u32, 1, 1),
+        shared_mem_bytes: 0,
+    };
+    let null: u64 = 0;
+    let stream = dev.cuda_stream();
+    let mut b = stream.launch_builder(&func);
+    b.arg(&mut y);
+    b.arg(&x_v);
+    b.arg(&w_v);
+    match &b_v {
+        Some(b_v) => b.arg(b_v),
+        None => b.arg(&null),
+    };
+    b.arg(&n_i);
+    b.arg(&k_i);
+    // SAFETY: the arguments match gemv_m<m>_<t> in kernels/gemv.cu: x holds m * k elements, w
+    // n * k, bias n (or a null pointer, which the kernel tests), y m * n; k is a whole number
+    // of 16-byte loads and both x and w start 16-byte aligned (checked by the caller).
+    unsafe { b.launch(cfg) }.map_err(|e| kernel_error(kernel, e))?;
+    Ok(CudaStorage::wrap_cuda_slice(y, dev.clone()))
+}
