@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One GPU call after a decode-kernel change: the kernel tests with both decode variants, the
 # engine tests, issue 5's workloads for the three presets next to the HF peer, and the ncu
-# profile (scripts/h100-profile.sh). Results under $OUT.
+# profile (scripts/h100-profile.sh; PROFILE=0 skips it). Results under $OUT.
 set -u
 OUT="${OUT:-$PWD/check-out}"; mkdir -p "$OUT"
 G=.gpu
@@ -9,7 +9,7 @@ G=.gpu
 [ -e /work/main ] || { mkdir -p /work && ln -s "$PWD" /work/main; }
 nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,clocks.max.mem --format=csv,noheader
 for w in default 4 16; do
-  for t in engine_cuda_attention engine_golden engine_batching models_golden; do
+  for t in engine_cuda_attention engine_cuda_fused engine_golden engine_batching models_golden; do
     [ "$w" != default ] && [ "$t" != engine_cuda_attention ] && continue
     env $([ "$w" != default ] && echo LLM_ENGINE_DECODE_WARPS=$w) LLM_ENGINE_TEST_DEVICE=cuda \
       timeout 150 $G/bin/$t --nocapture --test-threads=1 > "$OUT/test_${t}_$w.txt" 2>&1
@@ -23,9 +23,15 @@ for m in llama-2-7b opt-1.3b gpt2; do
     $G/bin/llm-bench $A --num-prompts 1 --max-num-seqs 1 --warmup 2 --output "$OUT/bs1_${m}_$i.json" >/dev/null 2>&1
     tp "$OUT/bs1_${m}_$i.json" "$m bs1 #$i"
   done
+  if [ "$m" = llama-2-7b ]; then  # A/B: cuBLAS (0), or 4 / 8 loads in flight, against the default GEMV
+    for g in ${GEMV_AB:-0 4 8}; do
+      LLM_ENGINE_GEMV=$g $G/bin/llm-bench $A --num-prompts 1 --max-num-seqs 1 --warmup 2 --output "$OUT/bs1_${m}_gemv$g.json" >/dev/null 2>&1
+      tp "$OUT/bs1_${m}_gemv$g.json" "$m bs1 LLM_ENGINE_GEMV=$g"
+    done
+  fi
   timeout 120 $G/bin/llm-bench $A --num-prompts 1000 --max-num-seqs 256 --output "$OUT/n1000_$m.json" > "$OUT/n1000_$m.txt" 2>&1
   tp "$OUT/n1000_$m.json" "$m 1000 requests"
 done
 python3 $G/torch_peers.py generate --model llama-2-7b --batch-sizes 1 --input-len 128 --output-len 128 --static-compile --json "$OUT/peer_bs1.json" 2>&1 | grep 'tok/s'
 python3 $G/torch_peers.py generate --model llama-2-7b --batch-sizes 256 --input-len 128 --output-len 128 --json "$OUT/peer_bs256.json" 2>&1 | grep 'tok/s'
-bash scripts/h100-profile.sh
+[ "${PROFILE:-1}" = 0 ] || bash scripts/h100-profile.sh

@@ -27,6 +27,11 @@ __device__ __forceinline__ float block_sum(float x, float* shared32) {
   return warp_sum(total);
 }
 
+// Elements each thread keeps in registers between the passes of add_norm_impl: rows up to
+// NORM_PER_THREAD * blockDim.x (8192 at 1024 threads) are read from memory once; longer rows
+// re-read their sums from memory (L1/L2) in the later passes.
+#define NORM_PER_THREAD 8
+
 template <typename T>
 __device__ void add_norm_impl(T* __restrict__ dst, const T* __restrict__ x, const T* __restrict__ delta,
                               const T* __restrict__ weight, const T* __restrict__ bias, int rows,
@@ -37,31 +42,64 @@ __device__ void add_norm_impl(T* __restrict__ dst, const T* __restrict__ x, cons
   const T* dr = delta + row * hidden;
   T* sum_r = dst + row * hidden;
   T* out_r = dst + ((long long)rows + row) * hidden;
+  const int step = blockDim.x;
+  const bool in_registers = hidden <= NORM_PER_THREAD * step;
+  float vals[NORM_PER_THREAD];
   float s = 0.f;
-  for (int i = threadIdx.x; i < hidden; i += blockDim.x) {
-    const T h = from_float<T>(to_float(xr[i]) + to_float(dr[i]));
-    sum_r[i] = h;
-    s += to_float(h);
+  if (in_registers) {
+#pragma unroll
+    for (int j = 0; j < NORM_PER_THREAD; ++j) {
+      const int i = threadIdx.x + j * step;
+      vals[j] = 0.f;
+      if (i < hidden) {
+        const T h = from_float<T>(to_float(xr[i]) + to_float(dr[i]));
+        sum_r[i] = h;
+        vals[j] = to_float(h);
+        s += vals[j];
+      }
+    }
+  } else {
+    for (int i = threadIdx.x; i < hidden; i += step) {
+      const T h = from_float<T>(to_float(xr[i]) + to_float(dr[i]));
+      sum_r[i] = h;
+      s += to_float(h);
+    }
   }
   float mean = 0.f;
   float sq = 0.f;
-  if (layer_norm) {
-    mean = block_sum(s, shared32) / hidden;
-    for (int i = threadIdx.x; i < hidden; i += blockDim.x) {
+  if (layer_norm) mean = block_sum(s, shared32) / hidden;
+  if (in_registers) {
+#pragma unroll
+    for (int j = 0; j < NORM_PER_THREAD; ++j) {
+      const int i = threadIdx.x + j * step;
+      if (i < hidden) {
+        const float c = vals[j] - mean;
+        sq += c * c;
+      }
+    }
+  } else {
+    for (int i = threadIdx.x; i < hidden; i += step) {
       const float c = to_float(sum_r[i]) - mean;
       sq += c * c;
     }
-  } else {
-    for (int i = threadIdx.x; i < hidden; i += blockDim.x) {
-      const float v = to_float(sum_r[i]);
-      sq += v * v;
-    }
   }
   const float inv = rsqrtf(block_sum(sq, shared32) / hidden + eps);
-  for (int i = threadIdx.x; i < hidden; i += blockDim.x) {
-    float v = (to_float(sum_r[i]) - mean) * inv * to_float(weight[i]);
-    if (bias != nullptr) v += to_float(bias[i]);
-    out_r[i] = from_float<T>(v);
+  if (in_registers) {
+#pragma unroll
+    for (int j = 0; j < NORM_PER_THREAD; ++j) {
+      const int i = threadIdx.x + j * step;
+      if (i < hidden) {
+        float v = (vals[j] - mean) * inv * to_float(weight[i]);
+        if (bias != nullptr) v += to_float(bias[i]);
+        out_r[i] = from_float<T>(v);
+      }
+    }
+  } else {
+    for (int i = threadIdx.x; i < hidden; i += step) {
+      float v = (to_float(sum_r[i]) - mean) * inv * to_float(weight[i]);
+      if (bias != nullptr) v += to_float(bias[i]);
+      out_r[i] = from_float<T>(v);
+    }
   }
 }
 

@@ -24,11 +24,13 @@ __device__ __forceinline__ void dot_chunk(float (&acc)[M], const uint4 wv, const
   }
 }
 
-template <typename T, int M>
+// U: 16-byte weight loads in flight per lane (U * 512 bytes per warp). A warp lives for
+// ceil(k / (V * 32 * U)) round trips to memory; the longer it lives, the longer the tail of
+// the last, partly filled wave of warps, where the GPU is not saturated.
+template <typename T, int M, int U>
 __device__ __forceinline__ void gemv_impl(T* __restrict__ y, const T* __restrict__ x, const T* __restrict__ w,
                                           const T* __restrict__ bias, int n, int k) {
   constexpr int V = 16 / sizeof(T);
-  constexpr int U = 4;  // 16-byte loads in flight per lane
   const int lane = threadIdx.x & 31;
   const long long col = (long long)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
   if (col >= n) return;
@@ -37,15 +39,21 @@ __device__ __forceinline__ void gemv_impl(T* __restrict__ y, const T* __restrict
   float acc[M];
 #pragma unroll
   for (int m = 0; m < M; ++m) acc[m] = 0.f;
-  int c = lane;
-  for (; c + (U - 1) * 32 < chunks; c += U * 32) {
+  // Each round issues all U loads (the last round's past the row end predicated off) before
+  // any arithmetic waits on them: one round trip to memory per round.
+  for (int base = lane; base < chunks; base += U * 32) {
     uint4 wv[U];
 #pragma unroll
-    for (int u = 0; u < U; ++u) wv[u] = __ldg(wr + c + u * 32);
+    for (int u = 0; u < U; ++u) {
+      const int c = base + u * 32;
+      wv[u] = c < chunks ? __ldg(wr + c) : make_uint4(0u, 0u, 0u, 0u);
+    }
 #pragma unroll
-    for (int u = 0; u < U; ++u) dot_chunk<T, M>(acc, wv[u], x, k, c + u * 32);
+    for (int u = 0; u < U; ++u) {
+      const int c = base + u * 32;
+      if (c < chunks) dot_chunk<T, M>(acc, wv[u], x, k, c);
+    }
   }
-  for (; c < chunks; c += 32) dot_chunk<T, M>(acc, __ldg(wr + c), x, k, c);
 #pragma unroll
   for (int m = 0; m < M; ++m) {
     float s = warp_sum(acc[m]);
@@ -56,12 +64,14 @@ __device__ __forceinline__ void gemv_impl(T* __restrict__ y, const T* __restrict
   }
 }
 
-#define GEMV(NAME, T, M)                                                                               \
-  extern "C" __global__ void gemv_m##M##_##NAME(T* y, const T* x, const T* w, const T* bias, int n, int k) { \
-    gemv_impl<T, M>(y, x, w, bias, n, k);                                                              \
+#define GEMV(NAME, T, M, U)                                                                       \
+  extern "C" __global__ void gemv_m##M##_u##U##_##NAME(T* y, const T* x, const T* w, const T* bias, \
+                                                      int n, int k) {                              \
+    gemv_impl<T, M, U>(y, x, w, bias, n, k);                                                      \
   }
 
-#define GEMV_ALL_M(NAME, T) GEMV(NAME, T, 1) GEMV(NAME, T, 2) GEMV(NAME, T, 3) GEMV(NAME, T, 4)
+#define GEMV_U(NAME, T, U) GEMV(NAME, T, 1, U) GEMV(NAME, T, 2, U) GEMV(NAME, T, 3, U) GEMV(NAME, T, 4, U)
+#define GEMV_ALL_M(NAME, T) GEMV_U(NAME, T, 4) GEMV_U(NAME, T, 8) GEMV_U(NAME, T, 16)
 
 GEMV_ALL_M(f32, float)
 GEMV_ALL_M(f16, __half)

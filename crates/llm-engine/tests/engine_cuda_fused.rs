@@ -6,8 +6,9 @@
 //! on a machine with an NVIDIA GPU (without one every test prints why and passes).
 //!
 //! - `add_rms_norm_matches_candle`, `add_layer_norm_matches_candle`: `x + delta` then candle's
-//!   `rms_norm` / `layer_norm`, rows 1, 7 and 300, hidden 1, 33, 1000 and 4099 (more than one
-//!   element per thread, not a multiple of 32).
+//!   `rms_norm` / `layer_norm`, rows 1, 7 and 300, hidden 1, 33, 1000, 4099 (more than one
+//!   element per thread, not a multiple of 32) and 9001 (past what the kernel keeps in
+//!   registers: its sums are re-read from memory).
 //! - `silu_mul_matches_candle`: `silu(gate) * up`, rows 1, 5, 129, intermediate 1, 37, 2755.
 //! - `rope_split_qkv_matches_candle`: candle's `rope_thd` on q and k, plain copies of v and, with
 //!   no rotary, of all three; head counts (4, 4), (8, 2) (GQA 4), (3, 1); head_dim 6, 64, 128.
@@ -15,8 +16,9 @@
 //!   leaves q and both whole caches exactly as `rope_split_qkv` followed by two
 //!   `reshape_and_cache` launches do (same shapes, rows 1, 9 and 200 at scattered slots).
 //! - `gemv_matches_candle_matmul`: the small-M linear kernel against `x · wᵀ + b` by cuBLAS,
-//!   M = 1..4, (n, k) = (1, 8), (37, 64), (1000, 1376), (4096, 4096), (50257, 768), with and
-//!   without bias; and the cases it must decline (M = 5, k not a whole 16-byte load, CPU).
+//!   M = 1..4, (n, k) = (1, 8), (37, 64), (1000, 1376), (4096, 4096), (300, 11008),
+//!   (50257, 768), 4, 8 and 16 loads in flight, with and without bias; and the cases it must
+//!   decline (M = 5, k not a whole 16-byte load, a CPU tensor, another depth).
 //! - `fused_models_match_the_op_path`: every golden fixture (GPT-2, OPT, Llama, Llama-3 GQA),
 //!   all tokens' logits of a prefill step and a mixed decode/prefill-chunk step.
 //!
@@ -30,7 +32,7 @@ use candle_core::{DType, Device, Tensor, D};
 use llm_engine::cuda::fused::{
     add_layer_norm, add_rms_norm, rope_qkv_to_cache, rope_split_qkv, silu_mul, CacheTarget, Rotary,
 };
-use llm_engine::cuda::gemv::small_m_linear;
+use llm_engine::cuda::gemv::{small_m_linear, small_m_linear_with_depth};
 use llm_engine::cuda::reshape_and_cache;
 use llm_engine::models::{load_model, LoadFormat, ModelSource, SeqSlice};
 use llm_engine::PagedKvStorage;
@@ -124,7 +126,7 @@ fn add_rms_norm_matches_candle() {
     let (mut failures, mut cases) = (Vec::new(), 0);
     for dtype in DTYPES {
         for rows in [1, 7, 300] {
-            for hidden in [1, 33, 1000, 4099] {
+            for hidden in [1, 33, 1000, 4099, 9001] {
                 let x = randn(&mut rng, &[rows, hidden], dtype, &dev);
                 let d = randn(&mut rng, &[rows, hidden], dtype, &dev);
                 let w = randn(&mut rng, &[hidden], dtype, &dev);
@@ -148,7 +150,7 @@ fn add_layer_norm_matches_candle() {
     let (mut failures, mut cases) = (Vec::new(), 0);
     for dtype in DTYPES {
         for rows in [1, 7, 300] {
-            for hidden in [1, 33, 1000, 4099] {
+            for hidden in [1, 33, 1000, 4099, 9001] {
                 let x = randn(&mut rng, &[rows, hidden], dtype, &dev);
                 let d = randn(&mut rng, &[rows, hidden], dtype, &dev);
                 let w = randn(&mut rng, &[hidden], dtype, &dev);
@@ -374,20 +376,33 @@ fn gemv_matches_candle_matmul() {
     let mut rng = StdRng::seed_from_u64(8);
     let (mut failures, mut cases) = (Vec::new(), 0);
     for dtype in DTYPES {
-        for (n, k) in [(1, 8), (37, 64), (1000, 1376), (4096, 4096), (50257, 768)] {
+        for (n, k) in [
+            (1, 8),
+            (37, 64),
+            (1000, 1376),
+            (4096, 4096),
+            (300, 11008),
+            (50257, 768),
+        ] {
             let w = randn(&mut rng, &[n, k], dtype, &dev);
             let b = randn(&mut rng, &[n], dtype, &dev);
             for m in 1..=4 {
                 let x = randn(&mut rng, &[m, k], dtype, &dev);
                 let plain = x.matmul(&w.t().expect("t")).expect("matmul");
                 let with_bias = plain.broadcast_add(&b).expect("bias");
-                for (bias, want) in [(None, &plain), (Some(&b), &with_bias)] {
-                    let got = small_m_linear(&x, &w, bias)
+                for (depth, (bias, want)) in [4, 8, 16]
+                    .into_iter()
+                    .flat_map(|d| [(d, (None, &plain)), (d, (Some(&b), &with_bias))])
+                {
+                    let got = small_m_linear_with_depth(&x, &w, bias, depth)
                         .expect("gemv")
                         .expect("the kernel takes this shape");
                     // Sums of k products of N(0, 1) values: compare relative to their scale.
                     let scale = (k as f64).sqrt();
-                    let case = format!("{dtype:?} m {m} n {n} k {k} bias {}", bias.is_some());
+                    let case = format!(
+                        "{dtype:?} m {m} n {n} k {k} depth {depth} bias {}",
+                        bias.is_some()
+                    );
                     check(
                         &mut failures,
                         case,
@@ -409,6 +424,10 @@ fn gemv_matches_candle_matmul() {
     let wc = Tensor::zeros((16, 64), DType::F32, &Device::Cpu).expect("cpu w");
     let xc = Tensor::zeros((1, 64), DType::F32, &Device::Cpu).expect("cpu x");
     assert!(small_m_linear(&xc, &wc, None).expect("cpu").is_none());
+    let x1 = randn(&mut rng, &[1, 64], DType::F16, &dev);
+    assert!(small_m_linear_with_depth(&x1, &w, None, 5)
+        .expect("depth 5")
+        .is_none());
     assert_none(failures, cases);
 }
 

@@ -24,11 +24,21 @@ pub const MAX_ROWS: usize = 4;
 /// Warps (output columns) per thread block.
 const WARPS: usize = 8;
 
-/// Whether the GEMV path is on (`LLM_ENGINE_GEMV=0` turns it off; read once per process).
-fn enabled() -> bool {
-    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ON.get_or_init(|| std::env::var("LLM_ENGINE_GEMV").map_or(true, |v| v != "0"))
+/// 16-byte weight loads each lane keeps in flight (`gemv_m<m>_u<U>_<dtype>`): 4, 8 or 16.
+/// `LLM_ENGINE_GEMV=0` turns the GEMV path off, `LLM_ENGINE_GEMV=4|8|16` picks the depth
+/// (read once per process); the default is the fastest measured on the H200.
+fn loads_in_flight() -> Option<usize> {
+    static DEPTH: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
+    *DEPTH.get_or_init(|| match std::env::var("LLM_ENGINE_GEMV").as_deref() {
+        Ok("0") => None,
+        Ok("4") => Some(4),
+        Ok("8") => Some(8),
+        _ => Some(DEFAULT_LOADS_IN_FLIGHT),
+    })
 }
+
+/// The default of [`loads_in_flight`].
+const DEFAULT_LOADS_IN_FLIGHT: usize = 16;
 
 /// `x · wᵀ (+ bias)` for `x` `[m, k]` with `1 <= m <=` [`MAX_ROWS`], `w` `[n, k]` (PyTorch's
 /// layout), `bias` `[n]`, all CUDA tensors of one dtype: `Some([m, n])`. `None` when the
@@ -37,10 +47,27 @@ fn enabled() -> bool {
 /// its matmul.
 ///
 /// # Errors
-/// [`EngineError::CudaKernel`](crate::EngineError::CudaKernel) naming `gemv_m<m>_<dtype>` for
+/// [`EngineError::CudaKernel`](crate::EngineError::CudaKernel) naming `gemv_m<m>_u<depth>_<dtype>` for
 /// a failed launch.
 pub fn small_m_linear(x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<Option<Tensor>> {
-    if !enabled() || !x.device().is_cuda() {
+    match loads_in_flight() {
+        Some(depth) => small_m_linear_with_depth(x, w, bias, depth),
+        None => Ok(None),
+    }
+}
+
+/// [`small_m_linear`] with `depth` (4, 8 or 16) 16-byte loads in flight per lane, whatever
+/// `LLM_ENGINE_GEMV` says; `None` also for another depth. For tests and A/B runs.
+///
+/// # Errors
+/// As [`small_m_linear`].
+pub fn small_m_linear_with_depth(
+    x: &Tensor,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+    depth: usize,
+) -> Result<Option<Tensor>> {
+    if !x.device().is_cuda() || ![4, 8, 16].contains(&depth) {
         return Ok(None);
     }
     let (Ok((m, k)), Ok((n, wk))) = (x.dims2(), w.dims2()) else {
@@ -61,7 +88,10 @@ pub fn small_m_linear(x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<O
     if !shapes_ok || !aligned(x, per_load) || !aligned(w, per_load) {
         return Ok(None);
     }
-    let kernel = format!("gemv_m{m}_{}", dtype_suffix(dtype).unwrap_or("unsupported"));
+    let kernel = format!(
+        "gemv_m{m}_u{depth}_{}",
+        dtype_suffix(dtype).unwrap_or("unsupported")
+    );
     let dev = x
         .device()
         .as_cuda_device()
@@ -147,7 +177,7 @@ fn launch<T: CudaDType + DeviceRepr>(
     };
     b.arg(&n_i);
     b.arg(&k_i);
-    // SAFETY: the arguments match gemv_m<m>_<t> in kernels/gemv.cu: x holds m * k elements, w
+    // SAFETY: the arguments match gemv_m<m>_u<depth>_<t> in kernels/gemv.cu: x holds m * k elements, w
     // n * k, bias n (or a null pointer, which the kernel tests), y m * n; k is a whole number
     // of 16-byte loads and both x and w start 16-byte aligned (checked by the caller).
     unsafe { b.launch(cfg) }.map_err(|e| kernel_error(kernel, e))?;
