@@ -23,8 +23,8 @@ for m in llama-2-7b opt-1.3b gpt2; do
     $G/bin/llm-bench $A --num-prompts 1 --max-num-seqs 1 --warmup 2 --output "$OUT/bs1_${m}_$i.json" >/dev/null 2>&1
     tp "$OUT/bs1_${m}_$i.json" "$m bs1 #$i"
   done
-  if [ "$m" = llama-2-7b ]; then  # A/B: cuBLAS (0), or 4 / 8 loads in flight, against the default GEMV
-    for g in ${GEMV_AB:-0 4 8}; do
+  if [ "$m" = llama-2-7b ]; then  # A/B: cuBLAS (0), or 8 / 16 loads in flight, against the default GEMV (4)
+    for g in ${GEMV_AB:-0 8 16}; do
       LLM_ENGINE_GEMV=$g $G/bin/llm-bench $A --num-prompts 1 --max-num-seqs 1 --warmup 2 --output "$OUT/bs1_${m}_gemv$g.json" >/dev/null 2>&1
       tp "$OUT/bs1_${m}_gemv$g.json" "$m bs1 LLM_ENGINE_GEMV=$g"
     done

@@ -7,7 +7,10 @@
 //! ```
 //!
 //! Method: each run prefills its prompt(s) (64 tokens), then times `--steps` greedy decode
-//! steps: tokens generated / wall time, median of `--repeats` runs. Ours is measured through
+//! steps: tokens generated / wall time. After a warm-up run of each, `--repeats` interleaved
+//! rounds run every configuration once; figures are medians (with min - max) over the
+//! rounds, ratios the median of the per-round ratios (robust to the machine's speed drifting
+//! between rounds, as a shared VM's does). Ours is measured through
 //! the whole engine (scheduler, paged KV cache, sampling); candle-transformers' through its
 //! `Llama::forward` with its contiguous KV cache and a host argmax.
 
@@ -115,6 +118,13 @@ fn prompt(seed: usize) -> Vec<u32> {
     (0..PROMPT_LEN)
         .map(|k| ((k * 131 + seed * 977 + 7) % 4000) as u32 + 3)
         .collect()
+}
+
+fn min_max(xs: &[f64]) -> (f64, f64) {
+    xs.iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &x| {
+            (lo.min(x), hi.max(x))
+        })
 }
 
 fn median(mut xs: Vec<f64>) -> f64 {
@@ -248,30 +258,72 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     write_weights(dir.path())?;
     let device: llm_engine::engine::DeviceSpec = o.device.parse()?;
     let cdev = device.open()?;
-    let mut rows = Vec::new();
-    let runs = |f: &mut dyn FnMut() -> Result<f64, Box<dyn std::error::Error>>| -> Result<f64, Box<dyn std::error::Error>> {
+    // Interleaved rounds: every round runs each configuration once, in the same order, so a
+    // drift of the machine's speed (this is often a shared VM) hits all of them alike. The
+    // ratios are taken within each round, then their median over the rounds is reported.
+    type Run<'a> = Box<dyn FnMut() -> Result<f64, Box<dyn std::error::Error>> + 'a>;
+    let p = dir.path();
+    let (dev_name, steps) = (o.device.as_str(), o.steps);
+    let mut configs: Vec<(&str, Run<'_>)> = vec![
+        (
+            "candle-transformers llama, batch 1",
+            Box::new(|| reference(p, &cdev, steps)),
+        ),
+        (
+            "llm-engine, batch 1",
+            Box::new(|| ours(p, dev_name, 1, steps)),
+        ),
+        (
+            "llm-engine, batch 16",
+            Box::new(|| ours(p, dev_name, 16, steps)),
+        ),
+        (
+            "model forward only (no engine), batch 1",
+            Box::new(|| model_only(p, &cdev, 1, steps)),
+        ),
+        (
+            "model forward only (no engine), batch 16",
+            Box::new(|| model_only(p, &cdev, 16, steps)),
+        ),
+    ];
+    for (_, f) in configs.iter_mut() {
         f()?; // warm-up
-        let mut xs = Vec::new();
-        for _ in 0..o.repeats {
+    }
+    let mut per_round: Vec<Vec<f64>> = vec![Vec::new(); configs.len()];
+    for _ in 0..o.repeats {
+        for (xs, (_, f)) in per_round.iter_mut().zip(configs.iter_mut()) {
             xs.push(f()?);
         }
-        Ok(median(xs))
-    };
-    let r1 = runs(&mut || reference(dir.path(), &cdev, o.steps))?;
-    rows.push(("candle-transformers llama, batch 1", r1));
-    let b1 = runs(&mut || ours(dir.path(), &o.device, 1, o.steps))?;
-    rows.push(("llm-engine, batch 1", b1));
-    let b16 = runs(&mut || ours(dir.path(), &o.device, 16, o.steps))?;
-    rows.push(("llm-engine, batch 16", b16));
-    let m1 = runs(&mut || model_only(dir.path(), &cdev, 1, o.steps))?;
-    rows.push(("model forward only (no engine), batch 1", m1));
-    let m16 = runs(&mut || model_only(dir.path(), &cdev, 16, o.steps))?;
-    rows.push(("model forward only (no engine), batch 16", m16));
-    println!("decode throughput, tiny-llama shape (21.6 M params, f32), {} prompt tokens, {} decode steps, median of {}, device {}", PROMPT_LEN, o.steps, o.repeats, device);
-    for (name, v) in &rows {
-        println!("  {name:<42} {v:>10.1} tok/s");
     }
-    println!("  ours / candle-transformers (batch 1): {:.2}x", b1 / r1);
-    println!("  ours batch 16 / batch 1:              {:.2}x", b16 / b1);
+    println!(
+        "decode throughput, tiny-llama shape (21.6 M params, f32), {PROMPT_LEN} prompt tokens, {} decode steps, {} interleaved rounds, device {device}",
+        o.steps, o.repeats
+    );
+    println!("  {:<42} {:>10} {:>21}", "", "median", "min - max");
+    for ((name, _), xs) in configs.iter().zip(&per_round) {
+        let (lo, hi) = min_max(xs);
+        println!(
+            "  {name:<42} {:>10.1} {lo:>10.1} - {hi:>8.1} tok/s",
+            median(xs.clone())
+        );
+    }
+    let ratio = |a: usize, b: usize| -> Vec<f64> {
+        per_round[a]
+            .iter()
+            .zip(&per_round[b])
+            .map(|(x, y)| x / y)
+            .collect()
+    };
+    for (label, r) in [
+        ("ours / candle-transformers (batch 1)", ratio(1, 0)),
+        ("ours batch 16 / batch 1", ratio(2, 1)),
+        ("model only: batch 16 / batch 1", ratio(4, 3)),
+    ] {
+        let (lo, hi) = min_max(&r);
+        println!(
+            "  {label:<38} {:.2}x  (per round {lo:.2}x - {hi:.2}x)",
+            median(r.clone())
+        );
+    }
     Ok(())
 }

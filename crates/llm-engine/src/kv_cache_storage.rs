@@ -11,7 +11,8 @@
 //! Which blocks belong to which sequence is decided elsewhere (the tensor-free block pool);
 //! this type only stores, writes and reads rows.
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::backend::BackendStorage;
+use candle_core::{CpuStorage, DType, Device, InplaceOp2, Layout, Tensor};
 
 use crate::config::ModelConfig;
 use crate::error::{EngineError, Result};
@@ -205,6 +206,50 @@ impl PagedKvStorage {
         Ok(())
     }
 
+    /// Writes the new K and V rows of a whole step into layer `layer` on the CPU, one pass per
+    /// tensor: `k` and `v` `[n, num_kv_heads, head_dim]`, row `t` to slot `slots[t]` (from
+    /// [`PagedKvStorage::slot`]). Where [`PagedKvStorage::write`] costs a few tensor ops per
+    /// block touched, a decode step of 16 sequences costs two here.
+    ///
+    /// # Errors
+    /// [`EngineError::InvalidBatch`] for a layer out of range, rows that do not match `slots`
+    /// or a slot out of range; candle errors for tensors not on the CPU.
+    pub fn write_rows(
+        &mut self,
+        layer: usize,
+        slots: &[u32],
+        k: &Tensor,
+        v: &Tensor,
+    ) -> Result<()> {
+        let expect = [slots.len(), self.num_kv_heads, self.head_dim];
+        if k.dims() != expect || v.dims() != expect {
+            return Err(EngineError::InvalidBatch(format!(
+                "K/V rows {:?} / {:?} do not fit {} slots of {} heads of {}",
+                k.dims(),
+                v.dims(),
+                slots.len(),
+                self.num_kv_heads,
+                self.head_dim
+            )));
+        }
+        let num_slots = self.num_blocks * self.block_size;
+        if let Some(bad) = slots.iter().find(|&&s| s as usize >= num_slots) {
+            return Err(EngineError::InvalidBatch(format!(
+                "slot {bad} out of range: the KV storage has {num_slots} slots"
+            )));
+        }
+        let op = WriteRows {
+            slots,
+            num_slots,
+            heads: self.num_kv_heads,
+            head_dim: self.head_dim,
+        };
+        let (k_cache, v_cache) = self.layer(layer)?;
+        k_cache.inplace_op2(&k.to_dtype(self.dtype)?.contiguous()?, &op)?;
+        v_cache.inplace_op2(&v.to_dtype(self.dtype)?.contiguous()?, &op)?;
+        Ok(())
+    }
+
     /// Writes the new K and V rows of a whole step into layer `layer` in one kernel launch
     /// each: `k` and `v` `[n, num_kv_heads, head_dim]` in the storage's dtype, row `t` to slot
     /// `slot_mapping[t]` (u32 `[n]`, from [`crate::attention::AttentionMetadata`]).
@@ -253,6 +298,68 @@ impl PagedKvStorage {
                 "block id {block} out of range: the KV storage has {} blocks",
                 self.num_blocks
             )))
+        }
+    }
+}
+
+/// The CPU op behind [`PagedKvStorage::write_rows`]: `cache[h, slots[t], :] = rows[t, h, :]`.
+struct WriteRows<'a> {
+    slots: &'a [u32],
+    num_slots: usize,
+    heads: usize,
+    head_dim: usize,
+}
+
+impl WriteRows<'_> {
+    fn copy<T: Copy>(
+        &self,
+        cache: &mut [T],
+        cache_l: &Layout,
+        rows: &[T],
+        rows_l: &Layout,
+    ) -> candle_core::Result<()> {
+        let (Some((c0, c1)), Some((r0, r1))) =
+            (cache_l.contiguous_offsets(), rows_l.contiguous_offsets())
+        else {
+            candle_core::bail!("paged KV write: the cache and the rows must be contiguous")
+        };
+        let (d, h) = (self.head_dim, self.heads);
+        let (cache, rows) = (&mut cache[c0..c1], &rows[r0..r1]);
+        if cache.len() != h * self.num_slots * d || rows.len() != self.slots.len() * h * d {
+            candle_core::bail!("paged KV write: cache or rows of the wrong size")
+        }
+        for (t, &slot) in self.slots.iter().enumerate() {
+            for head in 0..h {
+                let src = &rows[(t * h + head) * d..][..d];
+                let dst = (head * self.num_slots + slot as usize) * d;
+                cache[dst..dst + d].copy_from_slice(src);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl InplaceOp2 for WriteRows<'_> {
+    fn name(&self) -> &'static str {
+        "paged-kv-write-rows"
+    }
+
+    fn cpu_fwd(
+        &self,
+        cache: &mut CpuStorage,
+        cache_l: &Layout,
+        rows: &CpuStorage,
+        rows_l: &Layout,
+    ) -> candle_core::Result<()> {
+        match (cache, rows) {
+            (CpuStorage::F32(c), CpuStorage::F32(r)) => self.copy(c, cache_l, r, rows_l),
+            (CpuStorage::F16(c), CpuStorage::F16(r)) => self.copy(c, cache_l, r, rows_l),
+            (CpuStorage::BF16(c), CpuStorage::BF16(r)) => self.copy(c, cache_l, r, rows_l),
+            (c, r) => candle_core::bail!(
+                "paged KV write: cache {:?} and rows {:?} dtypes not supported",
+                c.dtype(),
+                r.dtype()
+            ),
         }
     }
 }

@@ -176,7 +176,15 @@ fn one_sequence<T: CacheElem>(
     let pos = ctx - 1;
     let first = p.sliding_window.map_or(0, |w| (pos + 1).saturating_sub(w));
     let n = ctx - first;
-    let slot = |j: usize| table[j / bs] as usize * bs + j % bs;
+    // The cache row of each visible position, once per sequence (not a division per key per
+    // head): `rows[j]` is position `first + j`'s slot times `d`.
+    let rows: Vec<usize> = (first / bs..ctx.div_ceil(bs))
+        .flat_map(|b| {
+            let base = table[b] as usize * bs;
+            let (lo, hi) = ((b * bs).max(first), ((b + 1) * bs).min(ctx));
+            (lo..hi).map(move |p| (base + p - b * bs) * d)
+        })
+        .collect();
     let mut scores = vec![0f32; n * g];
     let mut acc = vec![0f32; g * d];
     for kh in 0..kvh {
@@ -184,12 +192,12 @@ fn one_sequence<T: CacheElem>(
         let q_group = &q_b[kh * g * d..(kh * g + g) * d];
         // scores[j * g + i]: query head i of the group against position first + j.
         for j in 0..n {
-            let row = head_base + slot(first + j) * d;
+            let row = head_base + rows[j];
             let k_row = &k[row..row + d];
             // Cache blocks are scattered pages the hardware prefetchers cannot follow: fetch the
             // key one block ahead, and this key's value for the weighted sum below.
             if j + bs < n {
-                let ahead = head_base + slot(first + j + bs) * d;
+                let ahead = head_base + rows[j + bs];
                 prefetch(&k[ahead..ahead + d]);
             }
             prefetch(&v[row..row + d]);
@@ -214,7 +222,7 @@ fn one_sequence<T: CacheElem>(
         }
         acc.iter_mut().for_each(|x| *x = 0.0);
         for j in 0..n {
-            let row = head_base + slot(first + j) * d;
+            let row = head_base + rows[j];
             let v_row = &v[row..row + d];
             for i in 0..g {
                 let w = scores[j * g + i];

@@ -138,15 +138,26 @@ impl PagedAttention {
         let q = q.reshape((n, h, d))?;
         let k = k.reshape((n, kvh, d))?;
         let v = v.reshape((n, kvh, d))?;
-        for (s, &off) in batch.slices.iter().zip(&batch.offsets) {
-            let len = s.token_ids.len();
-            kv.write(
-                layer,
-                &s.block_table,
-                s.start_pos,
-                &k.narrow(0, off, len)?,
-                &v.narrow(0, off, len)?,
-            )?;
+        if q.device().is_cpu() {
+            // Every new row of the step in one pass per tensor.
+            let mut slots = Vec::with_capacity(n);
+            for s in batch.slices {
+                for p in s.start_pos..s.start_pos + s.token_ids.len() {
+                    slots.push(kv.slot(&s.block_table, p)? as u32);
+                }
+            }
+            kv.write_rows(layer, &slots, &k, &v)?;
+        } else {
+            for (s, &off) in batch.slices.iter().zip(&batch.offsets) {
+                let len = s.token_ids.len();
+                kv.write(
+                    layer,
+                    &s.block_table,
+                    s.start_pos,
+                    &k.narrow(0, off, len)?,
+                    &v.narrow(0, off, len)?,
+                )?;
+            }
         }
         // Decode slices (one new token) are attended together in one padded batch; prefill
         // chunks one by one. `parts` are concatenated, then `order` puts rows back in token order.

@@ -11,7 +11,7 @@ use candle_nn::RmsNorm;
 
 use super::batch::BatchLayout;
 use super::layers::{
-    activate, fused_kernels_enabled, fused_linear, linear, rms_norm, Linear, LmHead,
+    fused_kernels_enabled, fused_linear, gated_activation, linear, rms_norm, Linear, LmHead,
 };
 use super::rope::RotaryTables;
 use super::{CausalLm, SeqSlice};
@@ -139,8 +139,7 @@ impl Llama {
             let h = b.post_norm.forward(&x)?;
             let gu = b.gate_up.forward(&h)?;
             let i = self.cfg.intermediate_size;
-            let act =
-                (activate(&gu.narrow(1, 0, i)?, self.cfg.activation)? * gu.narrow(1, i, i)?)?;
+            let act = gated_activation(&gu, i, self.cfg.activation)?;
             x = (x + b.down.forward(&act)?)?;
         }
         self.lm_head
@@ -190,7 +189,7 @@ impl Llama {
             let gu = b.gate_up.forward(&h)?;
             let act = match self.cfg.activation {
                 Activation::Silu => silu_mul(&gu)?,
-                other => (activate(&gu.narrow(1, 0, i)?, other)? * gu.narrow(1, i, i)?)?,
+                other => gated_activation(&gu, i, other)?,
             };
             pending = Some(b.down.forward(&act)?);
         }
