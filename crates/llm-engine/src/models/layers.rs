@@ -309,3 +309,25 @@ impl LmHead {
         self.logits(&finish(x.index_select(&layout.output_rows, 0)?)?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use candle_core::Device;
+
+    use super::*;
+
+    /// The CPU SiLU·up op against candle's ops on the two halves, and the other activations
+    /// (which take candle's path) still working.
+    #[test]
+    fn gated_activation_matches_candle() -> Result<()> {
+        let gu = Tensor::randn(0f32, 3.0, (5, 2 * 37), &Device::Cpu)?;
+        let (g, u) = (gu.narrow(1, 0, 37)?, gu.narrow(1, 37, 37)?);
+        for act in [Activation::Silu, Activation::GeluTanh, Activation::Relu] {
+            let got = gated_activation(&gu, 37, act)?;
+            let want = (activate(&g, act)? * &u)?;
+            let diff = (got - want)?.abs()?.max_all()?.to_scalar::<f32>()?;
+            assert!(diff < 1e-5, "{act:?}: {diff}");
+        }
+        Ok(())
+    }
+}
