@@ -23,10 +23,10 @@ for m in llama-2-7b opt-1.3b gpt2; do
     $G/bin/llm-bench $A --num-prompts 1 --max-num-seqs 1 --warmup 2 --output "$OUT/bs1_${m}_$i.json" >/dev/null 2>&1
     tp "$OUT/bs1_${m}_$i.json" "$m bs1 #$i"
   done
-  if [ "$m" = llama-2-7b ]; then  # A/B: cuBLAS (0), or 8 / 16 loads in flight, against the default GEMV (4)
-    for g in ${GEMV_AB:-0 8 16}; do
-      LLM_ENGINE_GEMV=$g $G/bin/llm-bench $A --num-prompts 1 --max-num-seqs 1 --warmup 2 --output "$OUT/bs1_${m}_gemv$g.json" >/dev/null 2>&1
-      tp "$OUT/bs1_${m}_gemv$g.json" "$m bs1 LLM_ENGINE_GEMV=$g"
+  if [ "$m" = llama-2-7b ]; then  # A/B: cuBLAS, and our GEMV with one warp per column
+    for ab in LLM_ENGINE_GEMV=0 LLM_ENGINE_GEMV_SPLIT=1; do
+      env $ab $G/bin/llm-bench $A --num-prompts 1 --max-num-seqs 1 --warmup 2 --output "$OUT/bs1_${m}_$ab.json" >/dev/null 2>&1
+      tp "$OUT/bs1_${m}_$ab.json" "$m bs1 $ab"
     done
   fi
   timeout 120 $G/bin/llm-bench $A --num-prompts 1000 --max-num-seqs 256 --output "$OUT/n1000_$m.json" > "$OUT/n1000_$m.txt" 2>&1

@@ -17,8 +17,9 @@
 //!   `reshape_and_cache` launches do (same shapes, rows 1, 9 and 200 at scattered slots).
 //! - `gemv_matches_candle_matmul`: the small-M linear kernel against `x · wᵀ + b` by cuBLAS,
 //!   M = 1..4, (n, k) = (1, 8), (37, 64), (1000, 1376), (4096, 4096), (300, 11008),
-//!   (50257, 768), 4, 8 and 16 loads in flight, with and without bias; and the cases it must
-//!   decline (M = 5, k not a whole 16-byte load, a CPU tensor, another depth).
+//!   (50257, 768), 1, 2 and 4 warps per output column and the default for the shape, with
+//!   and without bias; and the cases it must decline (M = 5, k not a whole 16-byte load, a
+//!   CPU tensor, another split).
 //! - `fused_models_match_the_op_path`: every golden fixture (GPT-2, OPT, Llama, Llama-3 GQA),
 //!   all tokens' logits of a prefill step and a mixed decode/prefill-chunk step.
 //!
@@ -32,7 +33,7 @@ use candle_core::{DType, Device, Tensor, D};
 use llm_engine::cuda::fused::{
     add_layer_norm, add_rms_norm, rope_qkv_to_cache, rope_split_qkv, silu_mul, CacheTarget, Rotary,
 };
-use llm_engine::cuda::gemv::{small_m_linear, small_m_linear_with_depth};
+use llm_engine::cuda::gemv::{small_m_linear, small_m_linear_with_split};
 use llm_engine::cuda::reshape_and_cache;
 use llm_engine::models::{load_model, LoadFormat, ModelSource, SeqSlice};
 use llm_engine::PagedKvStorage;
@@ -390,17 +391,17 @@ fn gemv_matches_candle_matmul() {
                 let x = randn(&mut rng, &[m, k], dtype, &dev);
                 let plain = x.matmul(&w.t().expect("t")).expect("matmul");
                 let with_bias = plain.broadcast_add(&b).expect("bias");
-                for (depth, (bias, want)) in [4, 8, 16]
+                for (split, (bias, want)) in [None, Some(1), Some(2), Some(4)]
                     .into_iter()
-                    .flat_map(|d| [(d, (None, &plain)), (d, (Some(&b), &with_bias))])
+                    .flat_map(|s| [(s, (None, &plain)), (s, (Some(&b), &with_bias))])
                 {
-                    let got = small_m_linear_with_depth(&x, &w, bias, depth)
+                    let got = small_m_linear_with_split(&x, &w, bias, split)
                         .expect("gemv")
                         .expect("the kernel takes this shape");
                     // Sums of k products of N(0, 1) values: compare relative to their scale.
                     let scale = (k as f64).sqrt();
                     let case = format!(
-                        "{dtype:?} m {m} n {n} k {k} depth {depth} bias {}",
+                        "{dtype:?} m {m} n {n} k {k} split {split:?} bias {}",
                         bias.is_some()
                     );
                     check(
@@ -425,8 +426,8 @@ fn gemv_matches_candle_matmul() {
     let xc = Tensor::zeros((1, 64), DType::F32, &Device::Cpu).expect("cpu x");
     assert!(small_m_linear(&xc, &wc, None).expect("cpu").is_none());
     let x1 = randn(&mut rng, &[1, 64], DType::F16, &dev);
-    assert!(small_m_linear_with_depth(&x1, &w, None, 5)
-        .expect("depth 5")
+    assert!(small_m_linear_with_split(&x1, &w, None, Some(3))
+        .expect("split 3")
         .is_none());
     assert_none(failures, cases);
 }

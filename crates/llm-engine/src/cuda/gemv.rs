@@ -3,8 +3,9 @@
 //!
 //! At batch 1 a decode step is a pass over all the weights, and the linear layers are ~70% of
 //! it. cuBLAS's kernels for an `M = 1` product read the weight at ~77% of the H200's measured
-//! bandwidth; a warp per output column with four 16-byte loads in flight per lane does better
-//! (figures in docs/PERFORMANCE.md). `LLM_ENGINE_GEMV=0` (read once) keeps cuBLAS.
+//! bandwidth. Here one to four warps per output column stream its weight row with four 16-byte
+//! loads in flight per lane (figures in docs/PERFORMANCE.md). `LLM_ENGINE_GEMV=0` keeps
+//! cuBLAS; `LLM_ENGINE_GEMV_SPLIT=1|2|4` forces the warps per column (both read once).
 
 use candle_core::cuda_backend::cudarc::driver::{DeviceRepr, LaunchConfig, PushKernelArg};
 use candle_core::cuda_backend::CudaDType;
@@ -24,23 +25,32 @@ pub const MAX_ROWS: usize = 4;
 /// Warps (output columns) per thread block.
 const WARPS: usize = 8;
 
-/// 16-byte weight loads each lane keeps in flight (`gemv_m<m>_u<U>_<dtype>`): 4, 8 or 16.
-/// `LLM_ENGINE_GEMV=0` turns the GEMV path off, `LLM_ENGINE_GEMV=4|8|16` picks the depth
-/// (read once per process); the default is the fastest measured on the H200.
-fn loads_in_flight() -> Option<usize> {
-    static DEPTH: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
-    *DEPTH.get_or_init(|| match std::env::var("LLM_ENGINE_GEMV").as_deref() {
-        Ok("0") => None,
-        Ok("4") => Some(4),
-        Ok("8") => Some(8),
-        Ok("16") => Some(16),
-        _ => Some(DEFAULT_LOADS_IN_FLIGHT),
+/// Whether the GEMV path is on (`LLM_ENGINE_GEMV=0` turns it off), and the warps per output
+/// column `LLM_ENGINE_GEMV_SPLIT=1|2|4` forces (otherwise [`default_split`]); read once.
+fn settings() -> (bool, Option<usize>) {
+    static SETTINGS: std::sync::OnceLock<(bool, Option<usize>)> = std::sync::OnceLock::new();
+    *SETTINGS.get_or_init(|| {
+        let on = std::env::var("LLM_ENGINE_GEMV").map_or(true, |v| v != "0");
+        let split = match std::env::var("LLM_ENGINE_GEMV_SPLIT").as_deref() {
+            Ok("1") => Some(1),
+            Ok("2") => Some(2),
+            Ok("4") => Some(4),
+            _ => None,
+        };
+        (on, split)
     })
 }
 
-/// The default of [`loads_in_flight`]. H200, llama-2-7b f16 batch 1 (device call 3 of
-/// 2026-11-28): 4 loads 192.6 tok/s, 8 loads 187.7, 16 loads ~180 (fewer warps fit an SM).
-const DEFAULT_LOADS_IN_FLIGHT: usize = 4;
+/// Warps per output column for `n` columns of `chunks` 16-byte loads each: enough warps in
+/// the launch (8,192, about 62 per multiprocessor of a 132-SM H100 / H200) to keep the
+/// memory busy, while each warp keeps at least one full round of loads (32 lanes × 4).
+fn default_split(n: usize, chunks: usize) -> usize {
+    let mut split = 1;
+    while split < 4 && n * split < 8192 && chunks / (2 * split) >= 128 {
+        split *= 2;
+    }
+    split
+}
 
 /// `x · wᵀ (+ bias)` for `x` `[m, k]` with `1 <= m <=` [`MAX_ROWS`], `w` `[n, k]` (PyTorch's
 /// layout), `bias` `[n]`, all CUDA tensors of one dtype: `Some([m, n])`. `None` when the
@@ -49,27 +59,28 @@ const DEFAULT_LOADS_IN_FLIGHT: usize = 4;
 /// its matmul.
 ///
 /// # Errors
-/// [`EngineError::CudaKernel`](crate::EngineError::CudaKernel) naming `gemv_m<m>_u<depth>_<dtype>` for
+/// [`EngineError::CudaKernel`](crate::EngineError::CudaKernel) naming `gemv_m<m>_w<split>_<dtype>` for
 /// a failed launch.
 pub fn small_m_linear(x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<Option<Tensor>> {
-    match loads_in_flight() {
-        Some(depth) => small_m_linear_with_depth(x, w, bias, depth),
-        None => Ok(None),
+    match settings() {
+        (true, split) => small_m_linear_with_split(x, w, bias, split),
+        (false, _) => Ok(None),
     }
 }
 
-/// [`small_m_linear`] with `depth` (4, 8 or 16) 16-byte loads in flight per lane, whatever
-/// `LLM_ENGINE_GEMV` says; `None` also for another depth. For tests and A/B runs.
+/// [`small_m_linear`] with `split` (1, 2 or 4) warps per output column, or the default for the
+/// shape when `None`, whatever the environment says; `None` also for another split. For
+/// tests and A/B runs.
 ///
 /// # Errors
 /// As [`small_m_linear`].
-pub fn small_m_linear_with_depth(
+pub fn small_m_linear_with_split(
     x: &Tensor,
     w: &Tensor,
     bias: Option<&Tensor>,
-    depth: usize,
+    split: Option<usize>,
 ) -> Result<Option<Tensor>> {
-    if !x.device().is_cuda() || ![4, 8, 16].contains(&depth) {
+    if !x.device().is_cuda() || split.is_some_and(|s| ![1, 2, 4].contains(&s)) {
         return Ok(None);
     }
     let (Ok((m, k)), Ok((n, wk))) = (x.dims2(), w.dims2()) else {
@@ -90,8 +101,9 @@ pub fn small_m_linear_with_depth(
     if !shapes_ok || !aligned(x, per_load) || !aligned(w, per_load) {
         return Ok(None);
     }
+    let split = split.unwrap_or_else(|| default_split(n, k / per_load));
     let kernel = format!(
-        "gemv_m{m}_u{depth}_{}",
+        "gemv_m{m}_w{split}_{}",
         dtype_suffix(dtype).unwrap_or("unsupported")
     );
     let dev = x
@@ -100,7 +112,7 @@ pub fn small_m_linear_with_depth(
         .cloned()
         .map_err(|e| kernel_error(&kernel, e))?;
     let bias = bias.map(Tensor::contiguous).transpose()?;
-    let shape = GemvShape { m, n, k };
+    let shape = GemvShape { m, n, k, split };
     let out = match dtype {
         DType::F32 => launch::<f32>(&dev, &kernel, x, w, bias.as_ref(), shape)?,
         DType::F16 => launch::<half::f16>(&dev, &kernel, x, w, bias.as_ref(), shape)?,
@@ -136,6 +148,8 @@ struct GemvShape {
     m: usize,
     n: usize,
     k: usize,
+    /// Warps per output column.
+    split: usize,
 }
 
 fn launch<T: CudaDType + DeviceRepr>(
@@ -156,14 +170,15 @@ fn launch<T: CudaDType + DeviceRepr>(
         None => None,
     };
     let func = load(dev, &GEMV, kernel)?;
-    // SAFETY: the kernel writes every one of the m * n outputs (one warp per column, lane 0
-    // writes its m rows) before anything reads them (same stream).
+    // SAFETY: the kernel writes every one of the m * n outputs (one group of `split` warps
+    // per column, whose first lane 0 writes its m rows) before anything reads them (same
+    // stream).
     let mut y = unsafe { dev.alloc::<T>(s.m * s.n) }
         .map_err(|e| kernel_error(kernel, format!("allocation: {e}")))?;
     let n_i = arg_i32(s.n, kernel, "out features")?;
     let k_i = arg_i32(s.k, kernel, "in features")?;
     let cfg = LaunchConfig {
-        grid_dim: (dim(s.n.div_ceil(WARPS), kernel, "blocks")?, 1, 1),
+        grid_dim: (dim(s.n.div_ceil(WARPS / s.split), kernel, "blocks")?, 1, 1),
         block_dim: (32 * WARPS as u32, 1, 1),
         shared_mem_bytes: 0,
     };
@@ -179,7 +194,7 @@ fn launch<T: CudaDType + DeviceRepr>(
     };
     b.arg(&n_i);
     b.arg(&k_i);
-    // SAFETY: the arguments match gemv_m<m>_u<depth>_<t> in kernels/gemv.cu: x holds m * k elements, w
+    // SAFETY: the arguments match gemv_m<m>_w<split>_<t> in kernels/gemv.cu: x holds m * k elements, w
     // n * k, bias n (or a null pointer, which the kernel tests), y m * n; k is a whole number
     // of 16-byte loads and both x and w start 16-byte aligned (checked by the caller).
     unsafe { b.launch(cfg) }.map_err(|e| kernel_error(kernel, e))?;
