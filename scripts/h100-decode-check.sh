@@ -23,8 +23,8 @@ for m in llama-2-7b opt-1.3b gpt2; do
     $G/bin/llm-bench $A --num-prompts 1 --max-num-seqs 1 --warmup 2 --output "$OUT/bs1_${m}_$i.json" >/dev/null 2>&1
     tp "$OUT/bs1_${m}_$i.json" "$m bs1 #$i"
   done
-  if [ "$m" = llama-2-7b ]; then  # A/B: cuBLAS, and our GEMV with one warp per column
-    for ab in LLM_ENGINE_GEMV=0 LLM_ENGINE_GEMV_SPLIT=1; do
+  if [ "$m" = llama-2-7b ]; then  # A/B: cuBLAS, and our GEMV with two warps per column
+    for ab in LLM_ENGINE_GEMV=0 LLM_ENGINE_GEMV_SPLIT=2; do
       env $ab $G/bin/llm-bench $A --num-prompts 1 --max-num-seqs 1 --warmup 2 --output "$OUT/bs1_${m}_$ab.json" >/dev/null 2>&1
       tp "$OUT/bs1_${m}_$ab.json" "$m bs1 $ab"
     done
