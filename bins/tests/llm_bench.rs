@@ -102,6 +102,32 @@ fn seed_prompts_and_presets_run() {
     assert_eq!(doc["total_input_tokens"], 23 * 4);
 }
 
+/// `--roofline` measures the CPU's ceilings and adds prefill and decode against them.
+#[test]
+fn roofline_holds_the_run_against_measured_ceilings() {
+    let mut args = SMALL.to_vec();
+    args.extend(["--roofline", "--json"]);
+    let out = llm_bench(&args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "stderr: {stderr}");
+    assert!(stderr.contains("% of the GEMM ceiling"), "{stderr}");
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let r = &doc["roofline"];
+    assert!(r["ceilings"]["gemm_tflops"].as_f64().unwrap_or(0.0) > 0.0);
+    assert!(r["ceilings"]["bandwidth_gb_s"].as_f64().unwrap_or(0.0) > 0.0);
+    let pct = |phase: &str, key: &str| r[phase][key].as_f64().unwrap_or(f64::NAN);
+    assert!(pct("prefill", "pct_of_gemm") > 0.0, "{r}");
+    assert!(pct("decode", "pct_of_bandwidth") > 0.0, "{r}");
+    // 4 prompts of 32 tokens, 32 decode steps: the decode steps are all timed.
+    assert_eq!(r["timings"]["batch_size"], 4);
+    assert_eq!(r["timings"]["decode_steps"], 32);
+    fails_with(
+        &["--roofline", "--input-len", "16..64", "--num-prompts", "2"],
+        "fixed --input-len",
+        None,
+    );
+}
+
 #[test]
 fn bad_inputs_fail_cleanly() {
     let dir = tempfile::tempdir().expect("tempdir");

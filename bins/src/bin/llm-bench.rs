@@ -10,10 +10,12 @@ use anyhow::{bail, Context, Result};
 use bench_suite::arrival::ArrivalProcess;
 use bench_suite::dataset::{DatasetSpec, LengthSpec};
 use bench_suite::modes::{latency, offline, repeat, serve, Repeated, RunFigures, SamplingTemplate};
+use bench_suite::roofline::{ModelFootprint, RooflineReport};
 use clap::{Parser, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use llm_engine::engine::{parse_dtype, DeviceSpec, EngineConfig};
 use llm_engine::{Engine, LoadFormat};
+use matmul_flops::BenchDevice;
 use metrics::serving::Slo;
 use serde::Serialize;
 
@@ -182,6 +184,15 @@ struct Args {
     /// Print the JSON result to stdout (the human summary goes to stderr).
     #[arg(long)]
     json: bool,
+
+    /// After the run, hold the engine against this device's measured roofline: measure the
+    /// GEMM TFLOP/s (square sweep in the run's dtype) and the memory read bandwidth with
+    /// matmul-flops (a few seconds), then time one batch of min(--num-prompts,
+    /// --max-num-seqs) random prompts of --input-len tokens and 32 decode steps, prefill-only
+    /// and decode-only steps apart. Prints prefill as % of the GEMM ceiling and decode as % of
+    /// the bandwidth (weights + KV read per step over step time); adds `roofline` to the JSON.
+    #[arg(long)]
+    roofline: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -355,8 +366,51 @@ fn repeated<R: RunFigures + Clone>(
     })?)
 }
 
-fn report<R: Serialize>(args: &Args, r: &Repeated<R>, summary: String) -> Result<()> {
+/// Decode steps of the `--roofline` batch.
+const ROOFLINE_DECODE_STEPS: usize = 32;
+
+/// The run's engine against the device's measured roofline (`--roofline`).
+fn roofline(engine: &mut Engine, args: &Args) -> Result<RooflineReport> {
+    let device: BenchDevice = args.device.parse()?;
+    let Ok(prompt_len) = args.input_len.trim().parse::<usize>() else {
+        bail!(
+            "--roofline needs a fixed --input-len (got {:?}); the batch's prompts are that long",
+            args.input_len
+        );
+    };
+    let dtype = engine.dtype().as_str();
+    eprintln!("Roofline: measuring this device's GEMM ({dtype}) and memory-read ceilings...");
+    let ceilings = bench_suite::roofline::measure_ceilings(device, dtype)?;
+    let batch = (args.num_prompts as usize).min(args.max_num_seqs);
+    eprintln!(
+        "Roofline: one batch of {batch} x {prompt_len}-token prompts, {ROOFLINE_DECODE_STEPS} decode steps..."
+    );
+    let timings = bench_suite::roofline::measure_phases(
+        engine,
+        batch,
+        prompt_len,
+        ROOFLINE_DECODE_STEPS,
+        args.seed,
+    )?;
+    Ok(bench_suite::roofline::analyse(
+        &args.model,
+        dtype,
+        ModelFootprint::of(engine),
+        &timings,
+        &ceilings,
+    ))
+}
+
+fn report<R: Serialize>(
+    args: &Args,
+    r: &Repeated<R>,
+    summary: String,
+    roofline: Option<RooflineReport>,
+) -> Result<()> {
     let mut text = summary;
+    if let Some(roof) = &roofline {
+        text += &roof.summary();
+    }
     if r.repeat.repeats > 1 {
         text += &format!(
             "Repeats: {} (the median run is shown; spread per figure in the JSON)\n",
@@ -376,7 +430,10 @@ fn report<R: Serialize>(args: &Args, r: &Repeated<R>, summary: String) -> Result
         text += &format!("warning: {w}\n");
     }
     text += &"=".repeat(70);
-    let doc = serde_json::to_value(r)?;
+    let mut doc = serde_json::to_value(r)?;
+    if let (Some(roof), Some(obj)) = (roofline, doc.as_object_mut()) {
+        obj.insert("roofline".into(), serde_json::to_value(roof)?);
+    }
     if args.json {
         eprintln!("{text}");
         println!("{}", serde_json::to_string_pretty(&doc)?);
@@ -404,6 +461,12 @@ fn run(args: Args) -> Result<()> {
     let percentiles = serve::parse_percentiles(&args.metric_percentiles)?;
     if args.max_concurrency == Some(0) {
         bail!("--max-concurrency must be at least 1");
+    }
+    if args.roofline && args.input_len.trim().parse::<usize>().is_err() {
+        bail!(
+            "--roofline needs a fixed --input-len (got {:?}); the batch's prompts are that long",
+            args.input_len
+        );
     }
     if let DatasetSpec::File { path, .. } = &dataset {
         bench_suite::dataset::read_records(path)?;
@@ -442,7 +505,11 @@ fn run(args: Args) -> Result<()> {
                 offline::run(&mut engine, &spec, p)
             })?;
             let s = r.report.summary();
-            report(&args, &r, s)
+            let roof = args
+                .roofline
+                .then(|| roofline(&mut engine, &args))
+                .transpose()?;
+            report(&args, &r, s, roof)
         }
         Mode::Latency => {
             let spec = latency::LatencySpec {
@@ -457,7 +524,11 @@ fn run(args: Args) -> Result<()> {
                 latency::run(&mut engine, &spec, p)
             })?;
             let s = r.report.summary();
-            report(&args, &r, s)
+            let roof = args
+                .roofline
+                .then(|| roofline(&mut engine, &args))
+                .transpose()?;
+            report(&args, &r, s, roof)
         }
         Mode::Serve => {
             let spec = serve::ServeSpec {
@@ -473,7 +544,11 @@ fn run(args: Args) -> Result<()> {
             };
             let r = repeated(&args, n, "requests", |p| serve::run(&mut engine, &spec, p))?;
             let s = r.report.summary();
-            report(&args, &r, s)
+            let roof = args
+                .roofline
+                .then(|| roofline(&mut engine, &args))
+                .transpose()?;
+            report(&args, &r, s, roof)
         }
     }
 }

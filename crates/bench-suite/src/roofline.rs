@@ -186,6 +186,106 @@ pub fn analyse(
     }
 }
 
+/// Measures the two ceilings of `device` for a run in `dtype` (`f32`, `f16`, `bf16`): the
+/// best of a short square-GEMM sweep in that precision (2,048–8,192 on a GPU, 256–1,024 on a
+/// CPU) and the device-memory read bandwidth (1 GiB on a GPU, 256 MiB on a CPU), both
+/// checked against references by matmul-flops. What `llm-bench --roofline` holds a run
+/// against when no bench-all results are at hand.
+///
+/// # Errors
+/// matmul-flops errors (device not available, out of memory, a result failing its check);
+/// [`BenchError::InvalidArgument`] when the device has no GEMM in that precision.
+pub fn measure_ceilings(device: matmul_flops::BenchDevice, dtype: &str) -> Result<Ceilings> {
+    use matmul_flops::bandwidth::mib_to_bytes;
+    use matmul_flops::{
+        open_bandwidth_backend, open_gemm_backend, run_bandwidth, run_gemm, BandwidthTest,
+        BenchDevice, GemmDtype, GemmProblem, GemmRunConfig, StopRule,
+    };
+    let cpu = device == BenchDevice::Cpu;
+    let rule = StopRule {
+        warmup_iters: 2,
+        warmup_time: std::time::Duration::from_millis(100),
+        min_iters: 3,
+        max_iters: 50,
+        target_cv: 0.03,
+        time_budget: std::time::Duration::from_millis(1000),
+    };
+    let want = match dtype {
+        "f32" => GemmDtype::Fp32,
+        "bf16" => GemmDtype::Bf16,
+        _ => GemmDtype::Fp16,
+    };
+    let mut gemm = open_gemm_backend(device)?;
+    gemm.supports(want)?;
+    let sizes: &[usize] = if cpu {
+        &[256, 512, 1024]
+    } else {
+        &[2048, 4096, 8192]
+    };
+    let config = GemmRunConfig {
+        rule: rule.clone(),
+        check_rows: 4,
+        ..GemmRunConfig::default()
+    };
+    let mut best: Option<matmul_flops::GemmResult> = None;
+    for p in GemmProblem::square_sweep(sizes)? {
+        gemm.ensure_fits(want, &p.shape, &config.options)?;
+        let r = run_gemm(gemm.as_mut(), &p, want, &config)?;
+        if best.as_ref().is_none_or(|b| r.tflops > b.tflops) {
+            best = Some(r);
+        }
+    }
+    let g = best.ok_or_else(|| BenchError::InvalidArgument("no GEMM shape ran".into()))?;
+    drop(gemm);
+    let mut bw = open_bandwidth_backend(device)?;
+    let bytes = mib_to_bytes(if cpu { 256 } else { 1024 })?;
+    bw.ensure_fits(BandwidthTest::Read, bytes)?;
+    let b = run_bandwidth(bw.as_mut(), BandwidthTest::Read, bytes, &rule)?;
+    Ok(Ceilings {
+        gemm_tflops: g.tflops,
+        gemm_label: format!("{} GEMM {}", g.dtype.name(), g.shape),
+        bandwidth_gb_s: b.gb_s,
+        bandwidth_label: b.test.name().to_string(),
+    })
+}
+
+impl RooflineReport {
+    /// A few lines for a human: each phase's achieved rate against its ceiling.
+    pub fn summary(&self) -> String {
+        let mut s = format!(
+            "Roofline ({} {}; ceilings measured on this device: {:.1} TFLOP/s {}, {:.0} GB/s {}):\n",
+            self.model,
+            self.dtype,
+            self.ceilings.gemm_tflops,
+            self.ceilings.gemm_label,
+            self.ceilings.bandwidth_gb_s,
+            self.ceilings.bandwidth_label
+        );
+        match &self.prefill {
+            Some(p) => {
+                s += &format!(
+                    "  prefill: {:.2} TFLOP/s = {:.1}% of the GEMM ceiling ({} steps, {} tokens)\n",
+                    p.achieved_tflops,
+                    p.pct_of_gemm,
+                    self.timings.prefill_steps,
+                    self.timings.prefill_tokens
+                )
+            }
+            None => s += "  prefill: no prefill-only step\n",
+        }
+        match &self.decode {
+            Some(d) => {
+                s += &format!(
+                    "  decode:  {:.0} GB/s = {:.1}% of the bandwidth ceiling ({:.2} ms a step, batch {})\n",
+                    d.achieved_gb_s, d.pct_of_bandwidth, d.mean_step_ms, self.timings.batch_size
+                )
+            }
+            None => s += "  decode: no decode-only step\n",
+        }
+        s
+    }
+}
+
 fn percent(achieved: f64, ceiling: f64) -> f64 {
     if ceiling > 0.0 && ceiling.is_finite() {
         achieved / ceiling * 100.0
