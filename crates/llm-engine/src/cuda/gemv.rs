@@ -30,12 +30,26 @@ const WARPS: usize = 8;
 fn settings() -> (bool, Option<usize>) {
     static SETTINGS: std::sync::OnceLock<(bool, Option<usize>)> = std::sync::OnceLock::new();
     *SETTINGS.get_or_init(|| {
-        let on = std::env::var("LLM_ENGINE_GEMV").map_or(true, |v| v != "0");
-        let split = match std::env::var("LLM_ENGINE_GEMV_SPLIT").as_deref() {
+        let on = match std::env::var("LLM_ENGINE_GEMV").as_deref().map(str::trim) {
+            Ok("0") => false,
+            Ok("1") | Err(_) => true,
+            Ok(other) => {
+                tracing::warn!("LLM_ENGINE_GEMV={other:?} ignored (0 = cuBLAS, 1 = our GEMV)");
+                true
+            }
+        };
+        let split = match std::env::var("LLM_ENGINE_GEMV_SPLIT")
+            .as_deref()
+            .map(str::trim)
+        {
             Ok("1") => Some(1),
             Ok("2") => Some(2),
             Ok("4") => Some(4),
-            _ => None,
+            Ok(other) => {
+                tracing::warn!("LLM_ENGINE_GEMV_SPLIT={other:?} ignored (1, 2 or 4)");
+                None
+            }
+            Err(_) => None,
         };
         (on, split)
     })

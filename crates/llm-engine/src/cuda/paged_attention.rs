@@ -46,7 +46,11 @@ fn decode_variant(epl: usize, qpb: usize, blocks: usize) -> (usize, &'static str
         {
             Some("4") => Some(false),
             Some("16") => Some(true),
-            _ => None,
+            None => None,
+            Some(other) => {
+                tracing::warn!("LLM_ENGINE_DECODE_WARPS={other:?} ignored (4 or 16)");
+                None
+            }
         }
     });
     let wide_ok = epl * qpb <= 16;
