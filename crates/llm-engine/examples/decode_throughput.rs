@@ -31,6 +31,9 @@ struct Opts {
     device: String,
     steps: usize,
     repeats: usize,
+    /// Run only the configurations whose name contains this text (e.g. `"batch 16"`, for a
+    /// profile of one of them).
+    only: Option<String>,
 }
 
 fn parse_opts() -> Result<Opts, String> {
@@ -38,6 +41,7 @@ fn parse_opts() -> Result<Opts, String> {
         device: "cpu".into(),
         steps: 128,
         repeats: 5,
+        only: None,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -49,9 +53,10 @@ fn parse_opts() -> Result<Opts, String> {
             "--device" => o.device = val.clone(),
             "--steps" => o.steps = val.parse().map_err(|e| format!("--steps: {e}"))?,
             "--repeats" => o.repeats = val.parse().map_err(|e| format!("--repeats: {e}"))?,
+            "--only" => o.only = Some(val.clone()),
             other => {
                 return Err(format!(
-                    "unknown flag {other} (use --device, --steps, --repeats)"
+                    "unknown flag {other} (use --device, --steps, --repeats, --only)"
                 ))
             }
         }
@@ -286,6 +291,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             Box::new(|| model_only(p, &cdev, 16, steps)),
         ),
     ];
+    if let Some(only) = &o.only {
+        configs.retain(|(name, _)| name.contains(only.as_str()));
+        if configs.is_empty() {
+            return Err(format!("--only {only:?} matches no configuration").into());
+        }
+    }
     for (_, f) in configs.iter_mut() {
         f()?; // warm-up
     }
@@ -306,6 +317,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "  {name:<42} {:>10.1} {lo:>10.1} - {hi:>8.1} tok/s",
             median(xs.clone())
         );
+    }
+    if o.only.is_some() {
+        return Ok(()); // the ratios need every configuration
     }
     let ratio = |a: usize, b: usize| -> Vec<f64> {
         per_round[a]

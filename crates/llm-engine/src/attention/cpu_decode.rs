@@ -7,15 +7,28 @@ use half::{bf16, f16};
 
 use crate::error::{EngineError, Result};
 
+#[cfg(target_arch = "x86_64")]
+#[path = "cpu_decode_avx512.rs"]
+mod avx512;
+
 /// A cache element that widens to f32.
 trait CacheElem: Copy {
     fn f32(self) -> f32;
+
+    /// The slice itself when the elements are f32 (the hand-vectorised kernel's input).
+    fn as_f32(_s: &[Self]) -> Option<&[f32]> {
+        None
+    }
 }
 
 impl CacheElem for f32 {
     #[inline(always)]
     fn f32(self) -> f32 {
         self
+    }
+
+    fn as_f32(s: &[Self]) -> Option<&[f32]> {
+        Some(s)
     }
 }
 
@@ -139,6 +152,14 @@ fn one_sequence_simd<T: CacheElem>(
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx512f") {
+            if let (Some(k32), Some(v32)) = (T::as_f32(k), T::as_f32(v)) {
+                // SAFETY: the CPU supports AVX-512F (checked just above); the slices are the
+                // layer's whole cache tensors and the sequence's query/output rows, and the
+                // kernel checks the block table's rows against them.
+                if unsafe { avx512::one_sequence_f32(p, q_b, k32, v32, table, ctx, out_b) } {
+                    return;
+                }
+            }
             // SAFETY: the CPU supports AVX-512F (checked just above).
             unsafe { simd::one_sequence_avx512(p, q_b, k, v, table, ctx, out_b) };
             return;
@@ -184,6 +205,23 @@ mod simd {
     }
 }
 
+/// The cache row (slot × `head_dim`, within one head's `[num_slots, head_dim]` matrix) of each
+/// position the query at `ctx - 1` sees, in position order: computed once per sequence, not a
+/// division per key per head. With a sliding window the first visible position is
+/// `ctx - window`.
+#[inline(always)]
+fn context_rows(p: &DecodeProblem<'_>, table: &[u32], ctx: usize) -> Vec<usize> {
+    let (bs, d) = (p.block_size, p.head_dim);
+    let first = p.sliding_window.map_or(0, |w| ctx.saturating_sub(w));
+    (first / bs..ctx.div_ceil(bs))
+        .flat_map(|b| {
+            let base = table[b] as usize * bs;
+            let (lo, hi) = ((b * bs).max(first), ((b + 1) * bs).min(ctx));
+            (lo..hi).map(move |p| (base + p - b * bs) * d)
+        })
+        .collect()
+}
+
 /// One sequence's query (`q_b`: `[H * D]`) against its cached context; writes `out_b`.
 /// Always inlined, so that each `simd` entry point compiles it for its own vector unit.
 #[inline(always)]
@@ -198,18 +236,8 @@ fn one_sequence<T: CacheElem>(
 ) {
     let (h, kvh, d, bs) = (p.num_heads, p.num_kv_heads, p.head_dim, p.block_size);
     let g = h / kvh;
-    let pos = ctx - 1;
-    let first = p.sliding_window.map_or(0, |w| (pos + 1).saturating_sub(w));
-    let n = ctx - first;
-    // The cache row of each visible position, once per sequence (not a division per key per
-    // head): `rows[j]` is position `first + j`'s slot times `d`.
-    let rows: Vec<usize> = (first / bs..ctx.div_ceil(bs))
-        .flat_map(|b| {
-            let base = table[b] as usize * bs;
-            let (lo, hi) = ((b * bs).max(first), ((b + 1) * bs).min(ctx));
-            (lo..hi).map(move |p| (base + p - b * bs) * d)
-        })
-        .collect();
+    let rows = context_rows(p, table, ctx);
+    let n = rows.len();
     let mut scores = vec![0f32; n * g];
     let mut acc = vec![0f32; g * d];
     for kh in 0..kvh {
@@ -332,53 +360,63 @@ pub(crate) fn paged_decode_attention_cpu(
 mod tests {
     use super::*;
 
-    /// The SIMD-compiled entry point and the plain one give the same result (the SIMD one is
-    /// what the other tests exercise on a modern x86-64 CPU; this keeps the plain one honest),
-    /// over a scattered block table, a partial last block, a head_dim with a scalar tail and a
-    /// sliding window.
+    /// The SIMD entry point (the hand-written AVX-512 f32 kernel for head_dim 64/128, the
+    /// compiler-vectorised one otherwise) and the plain one give the same result, over a
+    /// scattered block table, partial last blocks, a head_dim with a scalar tail, GQA ratios
+    /// 1, 2, 4 and 8, and a sliding window.
     #[test]
     fn simd_and_plain_sequences_agree() {
-        let (h, kvh, bs, blocks) = (8, 2, 4, 12);
-        for d in [64, 72] {
-            for window in [None, Some(5)] {
-                let slots = blocks * bs;
-                let val = |i: usize| ((i * 7919 % 1009) as f32 - 504.0) / 504.0;
-                let k: Vec<f32> = (0..kvh * slots * d).map(val).collect();
-                let v: Vec<f32> = (0..kvh * slots * d).map(|i| val(i + 13)).collect();
-                let k16: Vec<f16> = k.iter().map(|&x| f16::from_f32(x)).collect();
-                let v16: Vec<f16> = v.iter().map(|&x| f16::from_f32(x)).collect();
-                let q: Vec<f32> = (0..h * d).map(|i| val(i + 101)).collect();
-                let table = [7u32, 2, 11, 0, 5];
-                let ctx = 18; // four full blocks and two tokens of a fifth
-                let p = DecodeProblem {
-                    num_heads: h,
-                    num_kv_heads: kvh,
-                    head_dim: d,
-                    block_size: bs,
-                    num_slots: slots,
-                    scale: 0.125,
-                    sliding_window: window,
-                    seqs: vec![(&table[..], ctx)],
-                };
-                let mut plain = vec![0f32; h * d];
-                let mut simd = vec![0f32; h * d];
-                one_sequence(&p, &q, &k, &v, &table, ctx, &mut plain);
-                one_sequence_simd(&p, &q, &k, &v, &table, ctx, &mut simd);
-                for (a, b) in plain.iter().zip(&simd) {
-                    assert!(
-                        (a - b).abs() < 1e-5,
-                        "f32 d={d} window={window:?}: {a} vs {b}"
-                    );
-                }
-                one_sequence(&p, &q, &k16, &v16, &table, ctx, &mut plain);
-                one_sequence_simd(&p, &q, &k16, &v16, &table, ctx, &mut simd);
-                for (a, b) in plain.iter().zip(&simd) {
-                    assert!(
-                        (a - b).abs() < 1e-4,
-                        "f16 d={d} window={window:?}: {a} vs {b}"
-                    );
+        let (bs, blocks) = (4, 12);
+        for (h, kvh) in [(8, 2), (8, 8), (8, 4), (8, 1)] {
+            for d in [64, 72, 128] {
+                for window in [None, Some(5)] {
+                    for ctx in [1, 7, 18] {
+                        check_sequence(h, kvh, d, bs, blocks, window, ctx);
+                    }
                 }
             }
+        }
+    }
+
+    fn check_sequence(
+        h: usize,
+        kvh: usize,
+        d: usize,
+        bs: usize,
+        blocks: usize,
+        window: Option<usize>,
+        ctx: usize,
+    ) {
+        let slots = blocks * bs;
+        let val = |i: usize| ((i * 7919 % 1009) as f32 - 504.0) / 504.0;
+        let k: Vec<f32> = (0..kvh * slots * d).map(val).collect();
+        let v: Vec<f32> = (0..kvh * slots * d).map(|i| val(i + 13)).collect();
+        let k16: Vec<f16> = k.iter().map(|&x| f16::from_f32(x)).collect();
+        let v16: Vec<f16> = v.iter().map(|&x| f16::from_f32(x)).collect();
+        let q: Vec<f32> = (0..h * d).map(|i| val(i + 101)).collect();
+        let table = [7u32, 2, 11, 0, 5];
+        let p = DecodeProblem {
+            num_heads: h,
+            num_kv_heads: kvh,
+            head_dim: d,
+            block_size: bs,
+            num_slots: slots,
+            scale: 0.125,
+            sliding_window: window,
+            seqs: vec![(&table[..], ctx)],
+        };
+        let case = format!("h={h} kvh={kvh} d={d} window={window:?} ctx={ctx}");
+        let mut plain = vec![0f32; h * d];
+        let mut simd = vec![0f32; h * d];
+        one_sequence(&p, &q, &k, &v, &table, ctx, &mut plain);
+        one_sequence_simd(&p, &q, &k, &v, &table, ctx, &mut simd);
+        for (a, b) in plain.iter().zip(&simd) {
+            assert!((a - b).abs() < 1e-5, "f32 {case}: {a} vs {b}");
+        }
+        one_sequence(&p, &q, &k16, &v16, &table, ctx, &mut plain);
+        one_sequence_simd(&p, &q, &k16, &v16, &table, ctx, &mut simd);
+        for (a, b) in plain.iter().zip(&simd) {
+            assert!((a - b).abs() < 1e-4, "f16 {case}: {a} vs {b}");
         }
     }
 }

@@ -128,6 +128,8 @@ impl PackedWeight {
         if m == 0 || num_panels == 0 {
             return;
         }
+        let step = rows_per_tile();
+        let xt = interleave_rows(x, m, self.k, step);
         let out_ptr = SharedOut(out.as_mut_ptr());
         let threads = rayon::current_num_threads().max(1);
         // A few tasks per thread balance the load without splitting panels too finely.
@@ -140,33 +142,58 @@ impl PackedWeight {
                 // SAFETY: panel `p` writes only columns `p*NR .. p*NR + NR` (clipped to n) of
                 // each output row; tasks own disjoint panel ranges, so writes never overlap,
                 // and `out` outlives the parallel loop.
-                unsafe { self.panel_product(x, m, p, &out_ptr) };
+                unsafe { self.panel_product(&xt, m, step, p, &out_ptr) };
             }
         });
     }
 
-    /// All rows of `x` times panel `p`, written into `out`'s columns of that panel.
+    /// All rows of the interleaved input `xt` (see [`interleave_rows`]) times panel `p`,
+    /// written into `out`'s columns of that panel.
     ///
     /// # Safety
     /// `out` points to `m * self.n` floats, and no other thread writes this panel's columns.
-    unsafe fn panel_product(&self, x: &[f32], m: usize, p: usize, out: &SharedOut) {
+    unsafe fn panel_product(&self, xt: &[f32], m: usize, step: usize, p: usize, out: &SharedOut) {
         let k = self.k;
         let panel = &self.panels[p * k * NR..(p + 1) * k * NR];
         let j0 = p * NR;
         let width = NR.min(self.n - j0);
-        let step = rows_per_tile();
         let mut row = 0;
         while row < m {
             let rows = step.min(m - row);
             let mut tile = [[0f32; NR]; MR_MAX];
-            tile_product(&x[row * k..(row + rows) * k], rows, k, panel, &mut tile);
+            tile_product(&xt[row * k..(row + rows) * k], rows, k, panel, &mut tile);
             for (r, acc) in tile.iter().take(rows).enumerate() {
                 let dst = out.0.add((row + r) * self.n + j0);
-                std::ptr::copy_nonoverlapping(acc.as_ptr(), dst, width);
+                if width == NR {
+                    // A fixed-size copy: two vector moves, not a call to memmove.
+                    dst.cast::<[f32; NR]>().write_unaligned(*acc);
+                } else {
+                    std::ptr::copy_nonoverlapping(acc.as_ptr(), dst, width);
+                }
             }
             row += rows;
         }
     }
+}
+
+/// `x` (`[m, k]`, row-major) cut into tiles of `step` rows, each stored k-major: the tile of
+/// rows `t*step ..` (`rows` of them, the last tile may be shorter) holds `x[t*step + r][i]` at
+/// `t*step*k + i*rows + r`. A kernel's `rows` broadcasts for input element `i` then read one
+/// run of adjacent floats (one cache line for 16 rows) at a fixed offset from one pointer,
+/// instead of `rows` rows a whole input width apart (an address computation each, and a
+/// stream per row through the caches).
+fn interleave_rows(x: &[f32], m: usize, k: usize, step: usize) -> Vec<f32> {
+    let mut xt = vec![0f32; m * k];
+    for (t, tile) in xt.chunks_mut(step * k).enumerate() {
+        let rows = tile.len() / k.max(1);
+        let src = &x[t * step * k..(t * step + rows) * k];
+        for (r, xr) in src.chunks_exact(k).enumerate() {
+            for (i, &v) in xr.iter().enumerate() {
+                tile[i * rows + r] = v;
+            }
+        }
+    }
+    xt
 }
 
 /// The output pointer shared by the panel tasks (each writes its own columns).
@@ -174,8 +201,8 @@ struct SharedOut(*mut f32);
 // SAFETY: see `matmul_into`: tasks write disjoint columns of the buffer.
 unsafe impl Sync for SharedOut {}
 
-/// `tile[r][j] = Σ_i x[r*k + i] * panel[i*NR + j]` for `r < rows` (`rows <=
-/// rows_per_tile()`).
+/// `tile[r][j] = Σ_i xt[i*rows + r] * panel[i*NR + j]` for `r < rows` (`rows <=
+/// rows_per_tile()`; `xt` one k-major tile of [`interleave_rows`]).
 fn tile_product(x: &[f32], rows: usize, k: usize, panel: &[f32], tile: &mut [[f32; NR]; MR_MAX]) {
     #[cfg(target_arch = "x86_64")]
     {
@@ -206,9 +233,9 @@ fn tile_product_portable(
     panel: &[f32],
     tile: &mut [[f32; NR]; MR_MAX],
 ) {
-    for (r, acc) in tile.iter_mut().take(rows).enumerate() {
-        let xr = &x[r * k..(r + 1) * k];
-        for (xi, w) in xr.iter().zip(panel.chunks_exact(NR)) {
+    debug_assert!(x.len() >= rows * k);
+    for (xs, w) in x.chunks_exact(rows).zip(panel.chunks_exact(NR)).take(k) {
+        for (acc, xi) in tile.iter_mut().zip(xs) {
             for j in 0..NR {
                 acc[j] += xi * w[j];
             }
@@ -268,7 +295,7 @@ mod avx2 {
             let w0 = _mm256_loadu_ps(wp);
             let w1 = _mm256_loadu_ps(wp.add(8));
             for r in 0..R {
-                let a = _mm256_broadcast_ss(&*xp.add(r * k + i));
+                let a = _mm256_broadcast_ss(&*xp.add(i * R + r));
                 lo[r] = _mm256_fmadd_ps(a, w0, lo[r]);
                 hi[r] = _mm256_fmadd_ps(a, w1, hi[r]);
             }
@@ -326,7 +353,7 @@ mod avx512 {
             _mm_prefetch::<_MM_HINT_T0>(wp.wrapping_add(PREFETCH_AHEAD * NR) as *const i8);
             let w = _mm512_loadu_ps(wp);
             for (r, a) in acc.iter_mut().enumerate() {
-                *a = _mm512_fmadd_ps(_mm512_set1_ps(*xp.add(r * k + i)), w, *a);
+                *a = _mm512_fmadd_ps(_mm512_set1_ps(*xp.add(i * R + r)), w, *a);
             }
             wp = wp.add(NR);
         }
