@@ -43,6 +43,7 @@
 pub mod attention;
 pub mod block_pool;
 pub mod config;
+mod cpu_simd;
 #[cfg(feature = "cuda")]
 pub mod cuda;
 pub mod engine;

@@ -57,6 +57,48 @@ pub struct EngineStats {
     pub prefix_cache_queries: u64,
     /// Prefix-cache lookups that hit.
     pub prefix_cache_hits: u64,
+    /// Where the engine's own thread spent the steps' time.
+    pub host: HostTimes,
+}
+
+/// Seconds the engine's thread spent in each phase of its steps, summed over the steps. On a
+/// GPU the forward pass only enqueues kernels, so `forward_s` is the host's launch cost and
+/// `sample_s` includes the wait for the GPU to finish the step; `schedule_s + update_s` (and
+/// the start of `forward_s`, before its first kernel) is time the GPU waits on the host
+/// between two steps.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct HostTimes {
+    /// Scheduling (queues, KV blocks, prefix cache) and block copies.
+    pub schedule_s: f64,
+    /// The model's forward pass as the host sees it (batch layout, uploads, kernel launches).
+    pub forward_s: f64,
+    /// Sampling, including the device-to-host copy of the tokens or logits.
+    pub sample_s: f64,
+    /// Updating the requests with their new tokens, detokenizing, building the outputs.
+    pub update_s: f64,
+}
+
+impl HostTimes {
+    /// The phase-wise difference `self - earlier` (the time spent between two snapshots).
+    pub fn since(&self, earlier: &HostTimes) -> HostTimes {
+        HostTimes {
+            schedule_s: self.schedule_s - earlier.schedule_s,
+            forward_s: self.forward_s - earlier.forward_s,
+            sample_s: self.sample_s - earlier.sample_s,
+            update_s: self.update_s - earlier.update_s,
+        }
+    }
+
+    /// Each phase divided by `steps`, in milliseconds (all zero for no steps).
+    pub fn per_step_ms(&self, steps: u64) -> HostTimes {
+        let k = if steps == 0 { 0.0 } else { 1e3 / steps as f64 };
+        HostTimes {
+            schedule_s: self.schedule_s * k,
+            forward_s: self.forward_s * k,
+            sample_s: self.sample_s * k,
+            update_s: self.update_s * k,
+        }
+    }
 }
 
 impl EngineStats {
@@ -105,6 +147,23 @@ mod tests {
             ..s.clone()
         });
         assert_eq!(t.num_steps, 2);
+        let later = HostTimes {
+            schedule_s: 0.5,
+            forward_s: 2.0,
+            sample_s: 1.0,
+            update_s: 0.25,
+        };
+        let per_step = later.since(&HostTimes::default()).per_step_ms(4);
+        assert_eq!(
+            (
+                per_step.schedule_s,
+                per_step.forward_s,
+                per_step.sample_s,
+                per_step.update_s
+            ),
+            (125.0, 500.0, 250.0, 62.5)
+        );
+        assert_eq!(later.per_step_ms(0), HostTimes::default());
         assert_eq!(t.num_prefill_tokens, 20);
         assert_eq!(t.num_preemptions, 2);
         assert!((t.peak_kv_usage - 0.5).abs() < 1e-12);

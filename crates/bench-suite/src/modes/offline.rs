@@ -2,6 +2,7 @@
 //! request is submitted at once and the engine batches them continuously until all finish.
 //! `throughput_tokens_per_sec` keeps the seed's meaning: output tokens / elapsed seconds.
 
+use llm_engine::stats::HostTimes;
 use llm_engine::Engine;
 use metrics::serving::{compute, ServingMetrics};
 use metrics::DEFAULT_PERCENTILES;
@@ -62,6 +63,10 @@ pub struct OfflineReport {
     pub preemptions: u64,
     /// Engine steps in the timed run.
     pub steps: u64,
+    /// The engine thread's time per step in the timed run, by phase (ms; see
+    /// [`llm_engine::stats::HostTimes`]): on a GPU, schedule + update is time the device
+    /// waits on the host between steps.
+    pub host_ms_per_step: HostTimes,
     /// Most sequences in one batch (engine lifetime).
     pub max_batch_seqs: usize,
     /// Fraction of prefix-cache lookups that hit (engine lifetime).
@@ -140,6 +145,10 @@ pub fn run(
         temperature: spec.sampling.temperature,
         preemptions: stats.num_preemptions - before.num_preemptions,
         steps: stats.num_steps - before.num_steps,
+        host_ms_per_step: stats
+            .host
+            .since(&before.host)
+            .per_step_ms(stats.num_steps - before.num_steps),
         max_batch_seqs: stats.max_batch_seqs,
         prefix_cache_hit_rate: stats.prefix_cache_hit_rate(),
         serving,
@@ -171,6 +180,11 @@ impl OfflineReport {
         );
         out += &super::latency_lines(s, &["e2el", "ttft", "tpot"]);
         out += &format!("Preemptions: {}\n", self.preemptions);
+        let h = &self.host_ms_per_step;
+        out += &format!(
+            "Host time per step: schedule {:.3} ms, forward {:.3} ms, sample {:.3} ms, update {:.3} ms ({} steps)\n",
+            h.schedule_s, h.forward_s, h.sample_s, h.update_s, self.steps
+        );
         out += &super::energy_lines(&self.energy);
         out
     }

@@ -11,10 +11,10 @@
 //! output element instead of a pass over the scores).
 
 use std::arch::x86_64::{
-    __m512, __mmask16, _mm512_add_ps, _mm512_fmadd_ps, _mm512_fnmadd_ps, _mm512_loadu_ps,
-    _mm512_mask_add_ps, _mm512_mask_loadu_ps, _mm512_mask_storeu_ps, _mm512_max_ps, _mm512_mul_ps,
-    _mm512_reduce_add_ps, _mm512_reduce_max_ps, _mm512_roundscale_ps, _mm512_scalef_ps,
-    _mm512_set1_ps, _mm512_setzero_ps, _mm512_storeu_ps, _mm512_sub_ps, _mm_prefetch, _MM_HINT_T0,
+    __mmask16, _mm512_add_ps, _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_mask_add_ps,
+    _mm512_mask_loadu_ps, _mm512_mask_storeu_ps, _mm512_max_ps, _mm512_mul_ps,
+    _mm512_reduce_add_ps, _mm512_reduce_max_ps, _mm512_set1_ps, _mm512_setzero_ps,
+    _mm512_storeu_ps, _mm512_sub_ps, _mm_prefetch, _MM_HINT_T0,
 };
 
 use super::{context_rows, DecodeProblem};
@@ -171,77 +171,22 @@ unsafe fn exp_shifted_in_place(s: &mut [f32]) -> f32 {
     let max = _mm512_set1_ps(_mm512_reduce_max_ps(m));
     let mut sum = _mm512_setzero_ps();
     for c in (0..whole).step_by(16) {
-        let e = exp_non_positive(_mm512_sub_ps(_mm512_loadu_ps(p.add(c)), max));
+        let e = crate::cpu_simd::avx512::exp(_mm512_sub_ps(_mm512_loadu_ps(p.add(c)), max));
         _mm512_storeu_ps(p.add(c), e);
         sum = _mm512_add_ps(sum, e);
     }
     if tail != 0 {
         let x = _mm512_mask_loadu_ps(max, tail, p.add(whole));
-        let e = exp_non_positive(_mm512_sub_ps(x, max));
+        let e = crate::cpu_simd::avx512::exp(_mm512_sub_ps(x, max));
         _mm512_mask_storeu_ps(p.add(whole), tail, e);
         sum = _mm512_mask_add_ps(sum, tail, sum, e);
     }
     _mm512_reduce_add_ps(sum)
 }
 
-/// `exp(x)` for `x <= 0` (lanes below -87 give ~1e-38 instead of a denormal or zero), 16 lanes:
-/// `x = n·ln2 + r` with `|r| <= ln2/2`, `exp(r)` by Cephes' `expf` polynomial, times `2^n`.
-#[target_feature(enable = "avx512f")]
-#[inline]
-pub(super) unsafe fn exp_non_positive(x: __m512) -> __m512 {
-    const LOG2E: f32 = std::f32::consts::LOG2_E;
-    const LN2_HI: f32 = 0.693_359_4;
-    const LN2_LO: f32 = -2.121_944_4e-4;
-    let x = _mm512_max_ps(x, _mm512_set1_ps(-87.0));
-    // Round to nearest, exceptions suppressed.
-    let n = _mm512_roundscale_ps::<0x08>(_mm512_mul_ps(x, _mm512_set1_ps(LOG2E)));
-    let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(LN2_HI), x);
-    let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(LN2_LO), r);
-    let c = |v: f32| _mm512_set1_ps(v);
-    let mut y = c(1.987_569_1e-4);
-    y = _mm512_fmadd_ps(y, r, c(1.398_199_9e-3));
-    y = _mm512_fmadd_ps(y, r, c(8.333_452e-3));
-    y = _mm512_fmadd_ps(y, r, c(4.166_579_6e-2));
-    y = _mm512_fmadd_ps(y, r, c(1.666_666_5e-1));
-    y = _mm512_fmadd_ps(y, r, c(0.5));
-    // exp(r) = 1 + r + r^2 * y
-    let r2 = _mm512_mul_ps(r, r);
-    let e = _mm512_fmadd_ps(r2, y, _mm512_add_ps(r, c(1.0)));
-    _mm512_scalef_ps(e, n)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn exp_matches_std_over_the_softmax_range() {
-        if !std::arch::is_x86_feature_detected!("avx512f") {
-            return; // nothing to test on this CPU: the kernel is never called
-        }
-        let xs: Vec<f32> = (0..=20_000).map(|i| -(i as f32) * 0.0045).collect(); // 0 .. -90
-        for chunk in xs.chunks(16) {
-            let mut lanes = [0f32; 16];
-            lanes[..chunk.len()].copy_from_slice(chunk);
-            let mut got = [0f32; 16];
-            // SAFETY: AVX-512F is present (checked above); both arrays hold 16 floats.
-            unsafe {
-                _mm512_storeu_ps(
-                    got.as_mut_ptr(),
-                    exp_non_positive(_mm512_loadu_ps(lanes.as_ptr())),
-                )
-            };
-            for (&x, &y) in lanes.iter().zip(&got).take(chunk.len()) {
-                let want = x.exp();
-                if x >= -87.0 {
-                    let rel = ((y - want) / want).abs();
-                    assert!(rel < 3e-7, "exp({x}) = {y}, want {want} (rel {rel:e})");
-                } else {
-                    assert!((0.0..2e-38).contains(&y), "exp({x}) = {y}");
-                }
-            }
-        }
-    }
 
     #[test]
     fn softmax_tail_lengths_sum_like_the_scalar_code() {

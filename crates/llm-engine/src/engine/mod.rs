@@ -380,6 +380,7 @@ impl Engine {
     /// Tensor errors from the forward pass; [`EngineError::Stalled`] if requests are pending
     /// but nothing could be scheduled (a bug); tokenizer errors.
     pub fn step(&mut self) -> Result<Vec<RequestOutput>> {
+        let t0 = Instant::now();
         let out = self.scheduler.schedule()?;
         self.last_step = out.stats.clone();
         if out.is_empty() {
@@ -395,6 +396,7 @@ impl Engine {
         for &(src, dst) in &out.blocks_to_copy {
             self.kv.copy_block(src, dst)?;
         }
+        self.stats.host.schedule_s += t0.elapsed().as_secs_f64();
         let sampled = self.run_model(&out)?;
         let now = Instant::now();
         let updates = self.scheduler.update_from_output(&out, &sampled, now)?;
@@ -431,6 +433,7 @@ impl Engine {
                 });
             }
         }
+        self.stats.host.update_s += now.elapsed().as_secs_f64();
         Ok(outputs)
     }
 
@@ -446,6 +449,7 @@ impl Engine {
                 want_logits: s.want_logits,
             })
             .collect();
+        let t0 = Instant::now();
         let logits = if self.model.device().is_cpu() {
             // On the CPU every layer is several rayon-parallel ops. Called from outside the
             // pool, each one wakes the workers and puts this thread to sleep until they finish
@@ -467,7 +471,10 @@ impl Engine {
                 "a scheduled request vanished".into(),
             ));
         }
+        let t1 = Instant::now();
         let tokens = self.sample(&logits, &wanting)?;
+        self.stats.host.forward_s += (t1 - t0).as_secs_f64();
+        self.stats.host.sample_s += t1.elapsed().as_secs_f64();
         let mut it = tokens.into_iter();
         Ok(out
             .seqs

@@ -251,9 +251,7 @@ impl candle_core::CustomOp1 for SiluMulCpu {
             .zip(data[start..end].par_chunks(width.max(1)))
             .for_each(|(o, row)| {
                 let (gate, up) = row.split_at(i);
-                for ((o, &g), &u) in o.iter_mut().zip(gate).zip(up) {
-                    *o = g / (1.0 + (-g).exp()) * u;
-                }
+                crate::cpu_simd::silu_mul(gate, up, o);
             });
         Ok((candle_core::CpuStorage::F32(out), (rows, i).into()))
     }
