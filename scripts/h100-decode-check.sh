@@ -16,7 +16,7 @@ for w in default 4 16; do
     echo "$t (decode warps $w): rc=$? $(grep 'test result' "$OUT/test_${t}_$w.txt" | tail -1)"
   done
 done
-tp() { python3 -c "import json,sys; j=json.load(open(sys.argv[1])); print(f\"{sys.argv[2]}: {j['output_throughput']:.1f} output tok/s, TPOT {j['mean_tpot_ms']:.2f} ms, ITL p50 {j['median_itl_ms']:.2f} ms, TTFT {j['mean_ttft_ms']:.1f} ms\")" "$@"; }
+tp() { python3 -c "import json,sys; j=json.load(open(sys.argv[1])); h=j.get('host_ms_per_step') or {}; print(f\"{sys.argv[2]}: {j['output_throughput']:.1f} output tok/s, TPOT {j['mean_tpot_ms']:.2f} ms, ITL p50 {j['median_itl_ms']:.2f} ms, TTFT {j['mean_ttft_ms']:.1f} ms; host ms/step: \" + ', '.join(f'{k[:-3]} {v:.3f}' for k, v in h.items()) + (f\", graph steps {j.get('decode_graph_steps')}\" if 'decode_graph_steps' in j else ''))" "$@"; }
 for m in llama-2-7b opt-1.3b gpt2; do
   A="--device cuda --model $m --load-format dummy --dtype f16 --input-len 128 --output-len 128"
   for i in 1 2 3; do
@@ -24,7 +24,7 @@ for m in llama-2-7b opt-1.3b gpt2; do
     tp "$OUT/bs1_${m}_$i.json" "$m bs1 #$i"
   done
   if [ "$m" = llama-2-7b ]; then  # A/B: cuBLAS, and our GEMV with two warps per column
-    for ab in LLM_ENGINE_GEMV=0 LLM_ENGINE_GEMV_SPLIT=2; do
+    for ab in ${AB:-LLM_ENGINE_GEMV=0 LLM_ENGINE_GEMV_DEPTH=4}; do
       env $ab $G/bin/llm-bench $A --num-prompts 1 --max-num-seqs 1 --warmup 2 --output "$OUT/bs1_${m}_$ab.json" >/dev/null 2>&1
       tp "$OUT/bs1_${m}_$ab.json" "$m bs1 $ab"
     done

@@ -173,6 +173,11 @@ struct Args {
     #[arg(long)]
     no_prefix_caching: bool,
 
+    /// Run every decode step eagerly: no CUDA graphs (vLLM's flag). By default greedy decode
+    /// steps of 1-4 sequences on a GPU replay a captured graph (one launch per step).
+    #[arg(long)]
+    enforce_eager: bool,
+
     /// Warm-up prompts run (with other prompts) before the timed run (offline, serve); 0 = none.
     #[arg(long, default_value_t = 5)]
     warmup: usize,
@@ -281,6 +286,7 @@ fn engine_config(args: &Args) -> Result<EngineConfig> {
         seed: args.seed,
         enable_prefix_caching: !args.no_prefix_caching,
         enable_chunked_prefill: true,
+        enforce_eager: args.enforce_eager,
     })
 }
 

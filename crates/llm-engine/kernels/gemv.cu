@@ -25,7 +25,10 @@ __device__ __forceinline__ void dot_chunk(float (&acc)[M], const uint4 wv, const
 }
 
 // U: 16-byte weight loads in flight per lane (U * 512 bytes per warp); measured on the H200,
-// 4 beats 8 and 16 (more registers, fewer warps per multiprocessor).
+// 4 beats 8 and 16 over a whole Llama-2-7B step (more registers, fewer warps per
+// multiprocessor). The *_u8 variants (U = 8, one warp per column) are for layers whose warps
+// all fit on the GPU at once (n up to ~8,000 columns): there occupancy is not what limits, and
+// a warp's row takes half as many round trips to memory.
 // W: warps per output column. A layer with few columns (4,096 at Llama-2-7B's o_proj and
 // down_proj) has too few warps (31 per multiprocessor on 132) to keep enough loads in flight;
 // W warps share a column's row, each taking every W-th group of 32 chunks, and their partial
@@ -95,8 +98,16 @@ __device__ __forceinline__ void gemv_impl(T* __restrict__ y, const T* __restrict
     gemv_impl<T, M, 4, W>(y, x, w, bias, n, k);                                                   \
   }
 
+#define GEMV_DEEP(NAME, T, M)                                                                     \
+  extern "C" __global__ void gemv_m##M##_w1_u8_##NAME(T* y, const T* x, const T* w, const T* bias, \
+                                                     int n, int k) {                              \
+    gemv_impl<T, M, 8, 1>(y, x, w, bias, n, k);                                                   \
+  }
+
 #define GEMV_W(NAME, T, W) GEMV(NAME, T, 1, W) GEMV(NAME, T, 2, W) GEMV(NAME, T, 3, W) GEMV(NAME, T, 4, W)
-#define GEMV_ALL(NAME, T) GEMV_W(NAME, T, 1) GEMV_W(NAME, T, 2) GEMV_W(NAME, T, 4)
+#define GEMV_ALL(NAME, T)                                                                     \
+  GEMV_W(NAME, T, 1) GEMV_W(NAME, T, 2) GEMV_W(NAME, T, 4) GEMV_DEEP(NAME, T, 1)              \
+  GEMV_DEEP(NAME, T, 2) GEMV_DEEP(NAME, T, 3) GEMV_DEEP(NAME, T, 4)
 
 GEMV_ALL(f32, float)
 GEMV_ALL(f16, __half)

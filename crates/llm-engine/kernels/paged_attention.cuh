@@ -9,8 +9,9 @@
 // - paged_decode_*: one query token per sequence (vLLM's paged_attention_v1 idea). Grid
 //   (num_heads / QPB, num_decodes); a block serves QPB query heads of ONE kv head (GQA: each
 //   cached row is loaded once for its QPB query heads); its DECODE_WARPS warps split the
-//   context, each warp takes DECODE_UNROLL keys at a time (lanes split head_dim), and the
-//   warps' partial (max, sum, acc) are merged through shared memory at the end.
+//   context, each warp takes DECODE_UNROLL keys at a time (lanes split head_dim; in the wide
+//   variant the next group's rows are loaded while the current one is used), and the warps'
+//   partial (max, sum, acc) are merged through shared memory at the end.
 // - paged_prefill_*: the new tokens of prefill chunks (causal over the cached prefix plus the
 //   chunk itself), flash-attention style: a block takes a tile of PREFILL_ROWS (token, head)
 //   query rows of ONE sequence and kv head, walks the keys in tiles of BK rows staged in
@@ -80,19 +81,34 @@ __device__ void paged_decode_impl(T* __restrict__ out, const T* __restrict__ q,
     for (int i = 0; i < EPL; ++i) acc[h][i] = 0.f;
   }
 
-  for (int j0 = first + warp * U; j0 < ctx; j0 += NW * U) {
-    float kf[U][EPL], vf[U][EPL];
+  // Each warp walks its keys U at a time. With PF (the wide variant: few blocks, bound by
+  // memory latency) the K/V rows of its next U keys are loaded before the current ones are
+  // used (two sets in flight per warp), so the latency of one group overlaps the arithmetic
+  // of the other. Without (the 4-warp variant of big batches, where many resident blocks
+  // already keep the memory busy) the extra registers would cost occupancy.
+  constexpr bool PF = NW == DECODE_WARPS_WIDE;
+  float kf[U][EPL], vf[U][EPL];
+  auto load_group = [&](int j0, float (&kd)[U][EPL], float (&vd)[U][EPL]) {
 #pragma unroll
     for (int u = 0; u < U; ++u) {
       const int j = j0 + u;
       if (j < ctx) {
         const long long row = slot_of(table, j, block_size) * head_dim;
-        load_floats<T, EPL>(k_head + row, e0, head_dim, aligned, kf[u]);
-        load_floats<T, EPL>(v_head + row, e0, head_dim, aligned, vf[u]);
+        load_floats<T, EPL>(k_head + row, e0, head_dim, aligned, kd[u]);
+        load_floats<T, EPL>(v_head + row, e0, head_dim, aligned, vd[u]);
       } else {
 #pragma unroll
-        for (int i = 0; i < EPL; ++i) kf[u][i] = vf[u][i] = 0.f;
+        for (int i = 0; i < EPL; ++i) kd[u][i] = vd[u][i] = 0.f;
       }
+    }
+  };
+  if constexpr (PF) load_group(first + warp * U, kf, vf);
+  for (int j0 = first + warp * U; j0 < ctx; j0 += NW * U) {
+    float kn[U][EPL], vn[U][EPL];
+    if constexpr (PF) {
+      load_group(j0 + NW * U, kn, vn);
+    } else {
+      load_group(j0, kf, vf);
     }
 #pragma unroll
     for (int h = 0; h < QPB; ++h) {
@@ -124,6 +140,15 @@ __device__ void paged_decode_impl(T* __restrict__ out, const T* __restrict__ q,
         acc[h][i] = a;
       }
       m[h] = m_new;
+    }
+    if constexpr (PF) {
+#pragma unroll
+      for (int u = 0; u < U; ++u)
+#pragma unroll
+        for (int i = 0; i < EPL; ++i) {
+          kf[u][i] = kn[u][i];
+          vf[u][i] = vn[u][i];
+        }
     }
   }
 

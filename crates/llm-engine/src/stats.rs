@@ -59,6 +59,8 @@ pub struct EngineStats {
     pub prefix_cache_hits: u64,
     /// Where the engine's own thread spent the steps' time.
     pub host: HostTimes,
+    /// Decode steps run by replaying (or capturing) a CUDA graph.
+    pub decode_graph_steps: u64,
 }
 
 /// Seconds the engine's thread spent in each phase of its steps, summed over the steps. On a
@@ -90,15 +92,28 @@ impl HostTimes {
     }
 
     /// Each phase divided by `steps`, in milliseconds (all zero for no steps).
-    pub fn per_step_ms(&self, steps: u64) -> HostTimes {
+    pub fn per_step_ms(&self, steps: u64) -> HostStepMs {
         let k = if steps == 0 { 0.0 } else { 1e3 / steps as f64 };
-        HostTimes {
-            schedule_s: self.schedule_s * k,
-            forward_s: self.forward_s * k,
-            sample_s: self.sample_s * k,
-            update_s: self.update_s * k,
+        HostStepMs {
+            schedule_ms: self.schedule_s * k,
+            forward_ms: self.forward_s * k,
+            sample_ms: self.sample_s * k,
+            update_ms: self.update_s * k,
         }
     }
+}
+
+/// [`HostTimes`] per step, in milliseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct HostStepMs {
+    /// Scheduling and block copies.
+    pub schedule_ms: f64,
+    /// The forward pass as the host sees it.
+    pub forward_ms: f64,
+    /// Sampling, including the wait for the device.
+    pub sample_ms: f64,
+    /// Request updates, detokenizing, outputs.
+    pub update_ms: f64,
 }
 
 impl EngineStats {
@@ -156,14 +171,14 @@ mod tests {
         let per_step = later.since(&HostTimes::default()).per_step_ms(4);
         assert_eq!(
             (
-                per_step.schedule_s,
-                per_step.forward_s,
-                per_step.sample_s,
-                per_step.update_s
+                per_step.schedule_ms,
+                per_step.forward_ms,
+                per_step.sample_ms,
+                per_step.update_ms
             ),
             (125.0, 500.0, 250.0, 62.5)
         );
-        assert_eq!(later.per_step_ms(0), HostTimes::default());
+        assert_eq!(later.per_step_ms(0), HostStepMs::default());
         assert_eq!(t.num_prefill_tokens, 20);
         assert_eq!(t.num_preemptions, 2);
         assert!((t.peak_kv_usage - 0.5).abs() < 1e-12);

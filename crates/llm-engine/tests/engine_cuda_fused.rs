@@ -33,7 +33,7 @@ use candle_core::{DType, Device, Tensor, D};
 use llm_engine::cuda::fused::{
     add_layer_norm, add_rms_norm, rope_qkv_to_cache, rope_split_qkv, silu_mul, CacheTarget, Rotary,
 };
-use llm_engine::cuda::gemv::{small_m_linear, small_m_linear_with_split};
+use llm_engine::cuda::gemv::{small_m_linear, small_m_linear_with, small_m_linear_with_split};
 use llm_engine::cuda::reshape_and_cache;
 use llm_engine::models::{load_model, LoadFormat, ModelSource, SeqSlice};
 use llm_engine::PagedKvStorage;
@@ -391,17 +391,24 @@ fn gemv_matches_candle_matmul() {
                 let x = randn(&mut rng, &[m, k], dtype, &dev);
                 let plain = x.matmul(&w.t().expect("t")).expect("matmul");
                 let with_bias = plain.broadcast_add(&b).expect("bias");
-                for (split, (bias, want)) in [None, Some(1), Some(2), Some(4)]
+                let variants = [
+                    (None, None),
+                    (Some(1), Some(4)),
+                    (Some(1), Some(8)),
+                    (Some(2), None),
+                    (Some(4), None),
+                ];
+                for ((split, depth), (bias, want)) in variants
                     .into_iter()
                     .flat_map(|s| [(s, (None, &plain)), (s, (Some(&b), &with_bias))])
                 {
-                    let got = small_m_linear_with_split(&x, &w, bias, split)
+                    let got = small_m_linear_with(&x, &w, bias, split, depth)
                         .expect("gemv")
                         .expect("the kernel takes this shape");
                     // Sums of k products of N(0, 1) values: compare relative to their scale.
                     let scale = (k as f64).sqrt();
                     let case = format!(
-                        "{dtype:?} m {m} n {n} k {k} split {split:?} bias {}",
+                        "{dtype:?} m {m} n {n} k {k} split {split:?} depth {depth:?} bias {}",
                         bias.is_some()
                     );
                     check(
@@ -428,6 +435,9 @@ fn gemv_matches_candle_matmul() {
     let x1 = randn(&mut rng, &[1, 64], DType::F16, &dev);
     assert!(small_m_linear_with_split(&x1, &w, None, Some(3))
         .expect("split 3")
+        .is_none());
+    assert!(small_m_linear_with(&x1, &w, None, Some(2), Some(8))
+        .expect("split 2 depth 8")
         .is_none());
     assert_none(failures, cases);
 }

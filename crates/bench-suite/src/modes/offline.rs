@@ -2,7 +2,7 @@
 //! request is submitted at once and the engine batches them continuously until all finish.
 //! `throughput_tokens_per_sec` keeps the seed's meaning: output tokens / elapsed seconds.
 
-use llm_engine::stats::HostTimes;
+use llm_engine::stats::HostStepMs;
 use llm_engine::Engine;
 use metrics::serving::{compute, ServingMetrics};
 use metrics::DEFAULT_PERCENTILES;
@@ -66,7 +66,9 @@ pub struct OfflineReport {
     /// The engine thread's time per step in the timed run, by phase (ms; see
     /// [`llm_engine::stats::HostTimes`]): on a GPU, schedule + update is time the device
     /// waits on the host between steps.
-    pub host_ms_per_step: HostTimes,
+    pub host_ms_per_step: HostStepMs,
+    /// Decode steps of the timed run replayed from CUDA graphs.
+    pub decode_graph_steps: u64,
     /// Most sequences in one batch (engine lifetime).
     pub max_batch_seqs: usize,
     /// Fraction of prefix-cache lookups that hit (engine lifetime).
@@ -149,6 +151,7 @@ pub fn run(
             .host
             .since(&before.host)
             .per_step_ms(stats.num_steps - before.num_steps),
+        decode_graph_steps: stats.decode_graph_steps - before.decode_graph_steps,
         max_batch_seqs: stats.max_batch_seqs,
         prefix_cache_hit_rate: stats.prefix_cache_hit_rate(),
         serving,
@@ -182,8 +185,8 @@ impl OfflineReport {
         out += &format!("Preemptions: {}\n", self.preemptions);
         let h = &self.host_ms_per_step;
         out += &format!(
-            "Host time per step: schedule {:.3} ms, forward {:.3} ms, sample {:.3} ms, update {:.3} ms ({} steps)\n",
-            h.schedule_s, h.forward_s, h.sample_s, h.update_s, self.steps
+            "Host time per step: schedule {:.3} ms, forward {:.3} ms, sample {:.3} ms, update {:.3} ms ({} steps, {} from CUDA graphs)\n",
+            h.schedule_ms, h.forward_ms, h.sample_ms, h.update_ms, self.steps, self.decode_graph_steps
         );
         out += &super::energy_lines(&self.energy);
         out

@@ -59,21 +59,39 @@ pub struct AttentionMetadata {
     pub max_context_len: usize,
 }
 
-impl AttentionMetadata {
+/// [`AttentionMetadata`]'s contents on the host, before the upload: one u32 buffer with the
+/// six sections in field order, and the sizes the kernels' launches need.
+#[derive(Debug, Clone)]
+pub struct MetadataHost {
+    /// slots, block tables, context lengths, query starts, decode slices, prefill tiles.
+    pub buf: Vec<u32>,
+    sections: [usize; 6],
+    num_tokens: usize,
+    num_slices: usize,
+    max_blocks: usize,
+    num_decodes: usize,
+    num_prefill_tiles: usize,
+    tokens_per_tile: usize,
+    max_context_len: usize,
+}
+
+impl MetadataHost {
     /// Builds the metadata of `slices` (whose new tokens start at `offsets` on the flat token
     /// axis) for a cache of `block_size`-token blocks and a model whose KV heads each serve
-    /// `group` query heads, and uploads it to `device` in one copy.
+    /// `group` query heads. Block tables are padded to the longest slice's, or to
+    /// `min_max_blocks` columns if that is more (a fixed width keeps the kernels' arguments
+    /// the same from step to step, as a replayed CUDA graph needs).
     ///
     /// # Errors
     /// [`EngineError::InvalidBatch`] when a block table does not cover its slice or a value
-    /// does not fit in u32; candle errors from the upload.
+    /// does not fit in u32.
     pub fn new(
         slices: &[SeqSlice],
         offsets: &[usize],
         block_size: usize,
         num_heads: usize,
         num_kv_heads: usize,
-        device: &Device,
+        min_max_blocks: usize,
     ) -> Result<Self> {
         let u32_of = |x: usize, what: &str| {
             u32::try_from(x).map_err(|_| {
@@ -91,6 +109,7 @@ impl AttentionMetadata {
             .map(|s| ctx_of(s).div_ceil(block_size))
             .max()
             .unwrap_or(0)
+            .max(min_max_blocks)
             .max(1);
 
         let mut slots = Vec::with_capacity(num_tokens);
@@ -132,7 +151,6 @@ impl AttentionMetadata {
         }
         let num_decodes = decodes.len();
         let num_prefill_tiles = tiles.len() / 4;
-        // One host buffer, one upload; the fields are views into it.
         let sections = [
             slots.len(),
             tables.len(),
@@ -145,28 +163,67 @@ impl AttentionMetadata {
         for part in [slots, tables, ctx_lens, starts, decodes, tiles] {
             buf.extend_from_slice(&part);
         }
-        let total = buf.len();
-        let all = Tensor::from_vec(buf, total, device)?;
-        let mut at = 0;
+        Ok(Self {
+            buf,
+            sections,
+            num_tokens,
+            num_slices,
+            max_blocks,
+            num_decodes,
+            num_prefill_tiles,
+            tokens_per_tile,
+            max_context_len,
+        })
+    }
+
+    /// The metadata whose buffer was uploaded to `all` starting at element `at`: the fields
+    /// are views into it (no copy).
+    ///
+    /// # Errors
+    /// candle errors when `all` is too short.
+    pub fn views(&self, all: &Tensor, at: usize) -> Result<AttentionMetadata> {
+        let mut at = at;
         let mut next = |len: usize| -> Result<Tensor> {
             let t = all.narrow(0, at, len)?;
             at += len;
             Ok(t)
         };
-        Ok(Self {
-            num_tokens,
-            slot_mapping: next(sections[0])?,
-            block_tables: next(sections[1])?.reshape((num_slices, max_blocks))?,
-            max_blocks,
-            context_lens: next(sections[2])?,
-            query_starts: next(sections[3])?,
-            decode_slices: next(sections[4])?,
-            num_decodes,
-            prefill_tiles: next(sections[5])?.reshape((num_prefill_tiles, 4))?,
-            num_prefill_tiles,
-            tokens_per_tile,
-            max_context_len,
+        let s = &self.sections;
+        Ok(AttentionMetadata {
+            num_tokens: self.num_tokens,
+            slot_mapping: next(s[0])?,
+            block_tables: next(s[1])?.reshape((self.num_slices, self.max_blocks))?,
+            max_blocks: self.max_blocks,
+            context_lens: next(s[2])?,
+            query_starts: next(s[3])?,
+            decode_slices: next(s[4])?,
+            num_decodes: self.num_decodes,
+            prefill_tiles: next(s[5])?.reshape((self.num_prefill_tiles, 4))?,
+            num_prefill_tiles: self.num_prefill_tiles,
+            tokens_per_tile: self.tokens_per_tile,
+            max_context_len: self.max_context_len,
         })
+    }
+}
+
+impl AttentionMetadata {
+    /// Builds the metadata of `slices` (see [`MetadataHost::new`]) and uploads it to `device`
+    /// in one copy.
+    ///
+    /// # Errors
+    /// [`EngineError::InvalidBatch`] when a block table does not cover its slice or a value
+    /// does not fit in u32; candle errors from the upload.
+    pub fn new(
+        slices: &[SeqSlice],
+        offsets: &[usize],
+        block_size: usize,
+        num_heads: usize,
+        num_kv_heads: usize,
+        device: &Device,
+    ) -> Result<Self> {
+        let host = MetadataHost::new(slices, offsets, block_size, num_heads, num_kv_heads, 0)?;
+        let all = Tensor::new(host.buf.as_slice(), device)?;
+        host.views(&all, 0)
     }
 }
 

@@ -4,8 +4,9 @@
 //! At batch 1 a decode step is a pass over all the weights, and the linear layers are ~70% of
 //! it. cuBLAS's kernels for an `M = 1` product read the weight at ~77% of the H200's measured
 //! bandwidth. Here one to four warps per output column stream its weight row with four 16-byte
-//! loads in flight per lane (figures in docs/PERFORMANCE.md). `LLM_ENGINE_GEMV=0` keeps
-//! cuBLAS; `LLM_ENGINE_GEMV_SPLIT=1|2|4` forces the warps per column (both read once).
+//! loads in flight per lane (figures in docs/PERFORMANCE.md). `LLM_ENGINE_GEMV=0` keeps cuBLAS;
+//! `LLM_ENGINE_GEMV_SPLIT=1|2|4` forces the warps per column and `LLM_ENGINE_GEMV_DEPTH=4|8`
+//! the loads in flight (all read once).
 
 use candle_core::cuda_backend::cudarc::driver::{DeviceRepr, LaunchConfig, PushKernelArg};
 use candle_core::cuda_backend::CudaDType;
@@ -25,35 +26,46 @@ pub const MAX_ROWS: usize = 4;
 /// Warps (output columns) per thread block.
 const WARPS: usize = 8;
 
-/// Whether the GEMV path is on (`LLM_ENGINE_GEMV=0` turns it off), and the warps per output
-/// column `LLM_ENGINE_GEMV_SPLIT=1|2|4` asks for (otherwise [`DEFAULT_SPLIT`]); read once.
-fn settings() -> (bool, Option<usize>) {
-    static SETTINGS: std::sync::OnceLock<(bool, Option<usize>)> = std::sync::OnceLock::new();
-    *SETTINGS.get_or_init(|| {
-        let on = match std::env::var("LLM_ENGINE_GEMV").as_deref().map(str::trim) {
-            Ok("0") => false,
-            Ok("1") | Err(_) => true,
-            Ok(other) => {
-                tracing::warn!("LLM_ENGINE_GEMV={other:?} ignored (0 = cuBLAS, 1 = our GEMV)");
-                true
-            }
-        };
-        let split = match std::env::var("LLM_ENGINE_GEMV_SPLIT")
-            .as_deref()
-            .map(str::trim)
-        {
-            Ok("1") => Some(1),
-            Ok("2") => Some(2),
-            Ok("4") => Some(4),
-            Ok(other) => {
-                tracing::warn!("LLM_ENGINE_GEMV_SPLIT={other:?} ignored (1, 2 or 4)");
-                None
-            }
-            Err(_) => None,
-        };
-        (on, split)
+/// The GEMV settings the environment asks for, read once.
+#[derive(Debug, Clone, Copy)]
+struct Settings {
+    /// `LLM_ENGINE_GEMV=0` turns the path off (cuBLAS).
+    on: bool,
+    /// `LLM_ENGINE_GEMV_SPLIT=1|2|4`: warps per output column (otherwise [`DEFAULT_SPLIT`]).
+    split: Option<usize>,
+    /// `LLM_ENGINE_GEMV_DEPTH=4|8`: 16-byte loads in flight per lane (otherwise by shape).
+    depth: Option<usize>,
+}
+
+/// A setting from the environment among `allowed` values; anything else is ignored with a
+/// warning naming what is accepted.
+fn env_choice(name: &str, allowed: &[usize]) -> Option<usize> {
+    let raw = std::env::var(name).ok()?;
+    match raw.trim().parse::<usize>() {
+        Ok(v) if allowed.contains(&v) => Some(v),
+        _ => {
+            tracing::warn!("{name}={raw:?} ignored (one of {allowed:?})");
+            None
+        }
+    }
+}
+
+fn settings() -> Settings {
+    static SETTINGS: std::sync::OnceLock<Settings> = std::sync::OnceLock::new();
+    *SETTINGS.get_or_init(|| Settings {
+        on: env_choice("LLM_ENGINE_GEMV", &[0, 1]) != Some(0),
+        split: env_choice("LLM_ENGINE_GEMV_SPLIT", &[1, 2, 4]),
+        depth: env_choice("LLM_ENGINE_GEMV_DEPTH", &[4, 8]),
     })
 }
+
+/// Layers with at most this many output columns get 8 loads in flight per lane by default
+/// (their warps, one per column, all fit on the GPU at once, so more loads per warp cost no
+/// occupancy). `None`: never by default. Measured on the H200 (2026-11-28, session 6, with CUDA
+/// graphs): Llama-2-7B at batch 1 gave 207.6-209.5 tok/s with 8 loads for its 4,096-column
+/// o_proj and down_proj against 214.0 with 4, so the deep variant stays opt-in
+/// (`LLM_ENGINE_GEMV_DEPTH=8`).
+pub const DEEP_MAX_COLUMNS: Option<usize> = None;
 
 /// Warps per output column by default. On the H200 (device call 4 of 2026-11-28), splitting
 /// Llama-2-7B's 4,096-column layers over 2 warps made no difference at batch 1 (191.7 vs
@@ -71,10 +83,11 @@ pub const DEFAULT_SPLIT: usize = 1;
 /// [`EngineError::CudaKernel`](crate::EngineError::CudaKernel) naming `gemv_m<m>_w<split>_<dtype>` for
 /// a failed launch.
 pub fn small_m_linear(x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<Option<Tensor>> {
-    match settings() {
-        (true, split) => small_m_linear_with_split(x, w, bias, split),
-        (false, _) => Ok(None),
+    let s = settings();
+    if !s.on {
+        return Ok(None);
     }
+    small_m_linear_with(x, w, bias, s.split, s.depth)
 }
 
 /// [`small_m_linear`] with `split` (1, 2 or 4) warps per output column, or [`DEFAULT_SPLIT`]
@@ -88,6 +101,23 @@ pub fn small_m_linear_with_split(
     w: &Tensor,
     bias: Option<&Tensor>,
     split: Option<usize>,
+) -> Result<Option<Tensor>> {
+    small_m_linear_with(x, w, bias, split, None)
+}
+
+/// [`small_m_linear`] with both variant choices explicit: `split` warps per column (1, 2, 4;
+/// `None`: [`DEFAULT_SPLIT`]) and `depth` 16-byte loads in flight per lane (4, or 8 with one
+/// warp per column; `None`: 8 for layers of at most [`DEEP_MAX_COLUMNS`] columns at split 1,
+/// else 4). `None` for a combination the kernels do not have.
+///
+/// # Errors
+/// As [`small_m_linear`].
+pub fn small_m_linear_with(
+    x: &Tensor,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+    split: Option<usize>,
+    depth: Option<usize>,
 ) -> Result<Option<Tensor>> {
     if !x.device().is_cuda() || split.is_some_and(|s| ![1, 2, 4].contains(&s)) {
         return Ok(None);
@@ -111,8 +141,18 @@ pub fn small_m_linear_with_split(
         return Ok(None);
     }
     let split = split.unwrap_or(DEFAULT_SPLIT);
+    let depth = match depth {
+        Some(d) => d,
+        None if split == 1 && DEEP_MAX_COLUMNS.is_some_and(|c| n <= c) => 8,
+        None => 4,
+    };
+    let variant = match (depth, split) {
+        (4, _) => format!("w{split}"),
+        (8, 1) => "w1_u8".to_string(),
+        _ => return Ok(None),
+    };
     let kernel = format!(
-        "gemv_m{m}_w{split}_{}",
+        "gemv_m{m}_{variant}_{}",
         dtype_suffix(dtype).unwrap_or("unsupported")
     );
     let dev = x

@@ -63,7 +63,18 @@ impl DeviceSpec {
             DeviceSpec::Cpu => Ok(Device::Cpu),
             DeviceSpec::Cuda(n) => {
                 if cfg!(feature = "cuda") {
-                    Ok(Device::new_cuda(n)?)
+                    let device = Device::new_cuda(n)?;
+                    #[cfg(feature = "cuda")]
+                    if let Device::Cuda(cuda) = &device {
+                        // cudarc creates two CUDA events for every allocation (every tensor)
+                        // to order uses across streams; the engine runs everything on the
+                        // device's one stream, so they are pure host overhead per op.
+                        // SAFETY: only slices allocated after this call go untracked, and
+                        // none of them is used on another stream: the engine, candle's ops
+                        // and our kernels all use `cuda.cuda_stream()`.
+                        unsafe { cuda.cuda_stream().context().disable_event_tracking() };
+                    }
+                    Ok(device)
                 } else {
                     Err(EngineError::CudaNotCompiled {
                         device: self.to_string(),
@@ -122,6 +133,9 @@ pub struct EngineConfig {
     pub enable_prefix_caching: bool,
     /// Split long prompts into chunks that share steps with decodes (on by default).
     pub enable_chunked_prefill: bool,
+    /// Never replay decode steps from CUDA graphs (vLLM's `enforce_eager`; off by default).
+    /// Without the `cuda` feature, or on the CPU, every step is eager anyway.
+    pub enforce_eager: bool,
 }
 
 impl Default for EngineConfig {
@@ -141,6 +155,7 @@ impl Default for EngineConfig {
             seed: 0,
             enable_prefix_caching: true,
             enable_chunked_prefill: true,
+            enforce_eager: false,
         }
     }
 }

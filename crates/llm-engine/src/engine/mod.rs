@@ -30,6 +30,8 @@
 
 mod config;
 #[cfg(feature = "cuda")]
+mod cuda_graph;
+#[cfg(feature = "cuda")]
 mod cuda_memory;
 pub mod kv_sizing;
 mod output;
@@ -81,6 +83,10 @@ pub struct Engine {
     stats: EngineStats,
     last_step: StepStats,
     text: HashMap<RequestId, TextState>,
+    /// CUDA graphs of small greedy decode steps (`None`: eager, on the CPU or with
+    /// `enforce_eager`).
+    #[cfg(feature = "cuda")]
+    graphs: Option<cuda_graph::DecodeGraphs>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -182,6 +188,9 @@ impl Engine {
             max_model_len,
             "engine ready"
         );
+        #[cfg(feature = "cuda")]
+        let graphs = (device.is_cuda() && !config.enforce_eager && cuda_graphs_allowed())
+            .then(|| cuda_graph::DecodeGraphs::new(max_model_len.div_ceil(block_size)));
         Ok(Engine {
             config,
             device_spec,
@@ -199,6 +208,8 @@ impl Engine {
             stats: EngineStats::default(),
             last_step: StepStats::default(),
             text: HashMap::new(),
+            #[cfg(feature = "cuda")]
+            graphs,
         })
     }
 
@@ -450,6 +461,11 @@ impl Engine {
             })
             .collect();
         let t0 = Instant::now();
+        #[cfg(feature = "cuda")]
+        if let Some(tokens) = self.graph_decode(out, &slices)? {
+            self.stats.host.sample_s += t0.elapsed().as_secs_f64();
+            return Ok(tokens);
+        }
         let logits = if self.model.device().is_cpu() {
             // On the CPU every layer is several rayon-parallel ops. Called from outside the
             // pool, each one wakes the workers and puts this thread to sleep until they finish
@@ -481,6 +497,31 @@ impl Engine {
             .iter()
             .map(|s| if s.want_logits { it.next() } else { None })
             .collect())
+    }
+
+    /// A greedy decode step of a few sequences through a CUDA graph, when one applies.
+    #[cfg(feature = "cuda")]
+    fn graph_decode(
+        &mut self,
+        out: &SchedulerOutput,
+        slices: &[SeqSlice],
+    ) -> Result<Option<Vec<Option<u32>>>> {
+        let Some(graphs) = self.graphs.as_mut() else {
+            return Ok(None);
+        };
+        let all_greedy = out.seqs.iter().all(|s| {
+            self.scheduler
+                .request(s.request_id)
+                .is_some_and(|r| r.params.is_greedy())
+        });
+        if !all_greedy || !graphs.applies(slices, self.kv.block_size()) {
+            return Ok(None);
+        }
+        let tokens = graphs.run(self.model.as_ref(), &mut self.kv, slices)?;
+        if tokens.is_some() {
+            self.stats.decode_graph_steps += 1;
+        }
+        Ok(tokens.map(|t| t.into_iter().map(Some).collect()))
     }
 
     fn sample(&self, logits: &Tensor, reqs: &[&Request]) -> Result<Vec<u32>> {
@@ -650,5 +691,22 @@ impl Engine {
                 })
             })
             .collect()
+    }
+}
+
+/// `LLM_ENGINE_CUDA_GRAPHS=0` turns decode graphs off for every engine of the process (an A/B
+/// switch; `EngineConfig::enforce_eager` is the per-engine one).
+#[cfg(feature = "cuda")]
+fn cuda_graphs_allowed() -> bool {
+    match std::env::var("LLM_ENGINE_CUDA_GRAPHS")
+        .as_deref()
+        .map(str::trim)
+    {
+        Ok("0") => false,
+        Ok("1") | Err(_) => true,
+        Ok(other) => {
+            tracing::warn!("LLM_ENGINE_CUDA_GRAPHS={other:?} ignored (0 = off, 1 = on)");
+            true
+        }
     }
 }

@@ -3,6 +3,7 @@
 use candle_core::{Device, Tensor};
 
 use super::SeqSlice;
+use crate::attention::metadata::MetadataHost;
 use crate::attention::AttentionMetadata;
 use crate::config::ModelConfig;
 use crate::error::{EngineError, Result};
@@ -46,6 +47,36 @@ impl<'a> BatchLayout<'a> {
         kv: &PagedKvStorage,
         device: &Device,
         all_logits: bool,
+    ) -> Result<Self> {
+        Self::build(slices, cfg, kv, device, all_logits, None)
+    }
+
+    /// [`BatchLayout::new`] (last-token logits) with the index data written into `fixed`'s
+    /// persistent device buffer instead of a fresh upload, block tables padded to its width:
+    /// the tensors then live at the same addresses every step, so a CUDA graph captured over
+    /// a forward pass reads each step's data when replayed. `fixed.buffer` must hold exactly
+    /// [`FixedLayout::len`] u32 elements for this batch's shape.
+    ///
+    /// # Errors
+    /// As [`BatchLayout::new`]; [`EngineError::InvalidBatch`] when the batch does not fit the
+    /// buffer (another token count or a longer block table); candle errors.
+    pub fn new_fixed(
+        slices: &'a [SeqSlice],
+        cfg: &ModelConfig,
+        kv: &PagedKvStorage,
+        fixed: &FixedLayout<'_>,
+    ) -> Result<Self> {
+        let device = fixed.buffer.device().clone();
+        Self::build(slices, cfg, kv, &device, false, Some(fixed))
+    }
+
+    fn build(
+        slices: &'a [SeqSlice],
+        cfg: &ModelConfig,
+        kv: &PagedKvStorage,
+        device: &Device,
+        all_logits: bool,
+        fixed: Option<&FixedLayout<'_>>,
     ) -> Result<Self> {
         if kv.num_layers() != cfg.num_layers {
             return Err(EngineError::InvalidBatch(format!(
@@ -107,36 +138,54 @@ impl<'a> BatchLayout<'a> {
         }
         let num_tokens = ids.len();
         let num_outputs = rows.len();
-        let attention = if device.is_cuda() {
-            Some(AttentionMetadata::new(
+        if !device.is_cuda() {
+            return Ok(Self {
                 slices,
-                &offsets,
-                kv.block_size(),
-                cfg.num_heads,
-                cfg.num_kv_heads,
-                device,
-            )?)
-        } else {
-            None
+                offsets,
+                num_tokens,
+                token_ids: Tensor::from_vec(ids, num_tokens, device)?,
+                positions: Tensor::from_vec(positions, num_tokens, device)?,
+                output_rows: Tensor::from_vec(rows, num_outputs, device)?,
+                num_outputs,
+                attention: None,
+            });
+        }
+        let meta = MetadataHost::new(
+            slices,
+            &offsets,
+            kv.block_size(),
+            cfg.num_heads,
+            cfg.num_kv_heads,
+            fixed.map_or(0, |f| f.max_blocks),
+        )?;
+        // One host-to-device copy per step for everything: ids, positions, output rows, then
+        // the attention metadata.
+        let mut all = ids;
+        all.extend_from_slice(&positions);
+        all.extend_from_slice(&rows);
+        let meta_at = all.len();
+        all.extend_from_slice(&meta.buf);
+        let all = match fixed {
+            None => Tensor::from_vec(all, meta_at + meta.buf.len(), device)?,
+            Some(f) => {
+                if f.buffer.dims1()? != all.len() {
+                    return Err(EngineError::InvalidBatch(format!(
+                        "the batch's index data is {} values, the fixed buffer {}",
+                        all.len(),
+                        f.buffer.dims1()?
+                    )));
+                }
+                let staged = Tensor::from_vec(all, f.buffer.dims1()?, device)?;
+                f.buffer.slice_set(&staged, 0, 0)?;
+                f.buffer.clone()
+            }
         };
-        let (token_ids, positions, output_rows) = if device.is_cuda() {
-            // One host-to-device copy per step instead of three.
-            let mut all = ids;
-            all.extend_from_slice(&positions);
-            all.extend_from_slice(&rows);
-            let all = Tensor::from_vec(all, 2 * num_tokens + num_outputs, device)?;
-            (
-                all.narrow(0, 0, num_tokens)?,
-                all.narrow(0, num_tokens, num_tokens)?,
-                all.narrow(0, 2 * num_tokens, num_outputs)?,
-            )
-        } else {
-            (
-                Tensor::from_vec(ids, num_tokens, device)?,
-                Tensor::from_vec(positions, num_tokens, device)?,
-                Tensor::from_vec(rows, num_outputs, device)?,
-            )
-        };
+        let attention = Some(meta.views(&all, meta_at)?);
+        let (token_ids, positions, output_rows) = (
+            all.narrow(0, 0, num_tokens)?,
+            all.narrow(0, num_tokens, num_tokens)?,
+            all.narrow(0, 2 * num_tokens, num_outputs)?,
+        );
         Ok(Self {
             slices,
             offsets,
@@ -147,5 +196,24 @@ impl<'a> BatchLayout<'a> {
             num_outputs,
             attention,
         })
+    }
+}
+
+/// A persistent device buffer for [`BatchLayout::new_fixed`]: a decode batch of a fixed size
+/// whose block tables are padded to `max_blocks` columns.
+#[derive(Debug, Clone, Copy)]
+pub struct FixedLayout<'t> {
+    /// u32 `[FixedLayout::len(..)]` on the device.
+    pub buffer: &'t Tensor,
+    /// Block-table width (blocks of the longest sequence the engine allows).
+    pub max_blocks: usize,
+}
+
+impl FixedLayout<'_> {
+    /// Elements the buffer needs for a decode step of `batch` sequences (one new token and
+    /// one logits row each) with `max_blocks`-wide block tables.
+    pub fn len(batch: usize, max_blocks: usize) -> usize {
+        // ids, positions, output rows; slots, tables, context lengths, query starts, decodes.
+        3 * batch + batch + batch * max_blocks.max(1) + 3 * batch
     }
 }

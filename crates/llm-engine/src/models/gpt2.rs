@@ -96,6 +96,10 @@ impl Gpt2 {
 
     fn run(&self, batch: &[SeqSlice], kv: &mut PagedKvStorage, all_logits: bool) -> Result<Tensor> {
         let layout = BatchLayout::new(batch, &self.cfg, kv, &self.device, all_logits)?;
+        self.run_layout(&layout, kv)
+    }
+
+    fn run_layout(&self, layout: &BatchLayout<'_>, kv: &mut PagedKvStorage) -> Result<Tensor> {
         if layout.num_tokens == 0 {
             return Ok(Tensor::zeros(
                 (0, self.cfg.vocab_size),
@@ -105,7 +109,7 @@ impl Gpt2 {
         }
         #[cfg(feature = "cuda")]
         if self.fused {
-            return self.run_fused(&layout, kv);
+            return self.run_fused(layout, kv);
         }
         let h = self.cfg.hidden_size;
         let mut x = (self.wte.index_select(&layout.token_ids, 0)?
@@ -115,13 +119,13 @@ impl Gpt2 {
             let q = qkv.narrow(1, 0, h)?.contiguous()?;
             let k = qkv.narrow(1, h, h)?.contiguous()?;
             let v = qkv.narrow(1, 2 * h, h)?.contiguous()?;
-            let a = self.attention.forward(&q, &k, &v, &layout, kv, l)?;
+            let a = self.attention.forward(&q, &k, &v, layout, kv, l)?;
             x = (x + b.attn_proj.forward(&a)?)?;
             let m = activate(&b.c_fc.forward(&b.ln_2.forward(&x)?)?, self.cfg.activation)?;
             x = (x + b.mlp_proj.forward(&m)?)?;
         }
         self.lm_head
-            .logits_of_outputs(&x, &layout, |x| Ok(self.ln_f.forward(&x)?))
+            .logits_of_outputs(&x, layout, |x| Ok(self.ln_f.forward(&x)?))
     }
 }
 
@@ -166,6 +170,10 @@ impl CausalLm for Gpt2 {
 
     fn forward_all_logits(&self, batch: &[SeqSlice], kv: &mut PagedKvStorage) -> Result<Tensor> {
         self.run(batch, kv, true)
+    }
+
+    fn forward_layout(&self, layout: &BatchLayout<'_>, kv: &mut PagedKvStorage) -> Result<Tensor> {
+        self.run_layout(layout, kv)
     }
 
     fn config(&self) -> &ModelConfig {

@@ -109,6 +109,10 @@ impl Llama {
 
     fn run(&self, batch: &[SeqSlice], kv: &mut PagedKvStorage, all_logits: bool) -> Result<Tensor> {
         let layout = BatchLayout::new(batch, &self.cfg, kv, &self.device, all_logits)?;
+        self.run_layout(&layout, kv)
+    }
+
+    fn run_layout(&self, layout: &BatchLayout<'_>, kv: &mut PagedKvStorage) -> Result<Tensor> {
         if layout.num_tokens == 0 {
             return Ok(Tensor::zeros(
                 (0, self.cfg.vocab_size),
@@ -118,7 +122,7 @@ impl Llama {
         }
         #[cfg(feature = "cuda")]
         if self.fused {
-            return self.run_fused(&layout, kv);
+            return self.run_fused(layout, kv);
         }
         let n = layout.num_tokens;
         let (qs, kvs, hd) = (self.cfg.q_size(), self.cfg.kv_size(), self.cfg.head_dim);
@@ -134,7 +138,7 @@ impl Llama {
             let q = RotaryTables::apply(&q?, &cos, &sin)?.reshape((n, qs))?;
             let k = RotaryTables::apply(&k?, &cos, &sin)?.reshape((n, kvs))?;
             let v = qkv.narrow(1, qs + kvs, kvs)?.contiguous()?;
-            let a = self.attention.forward(&q, &k, &v, &layout, kv, l)?;
+            let a = self.attention.forward(&q, &k, &v, layout, kv, l)?;
             x = (x + b.o_proj.forward(&a)?)?;
             let h = b.post_norm.forward(&x)?;
             let gu = b.gate_up.forward(&h)?;
@@ -143,7 +147,7 @@ impl Llama {
             x = (x + b.down.forward(&act)?)?;
         }
         self.lm_head
-            .logits_of_outputs(&x, &layout, |x| Ok(self.norm.forward(&x)?))
+            .logits_of_outputs(&x, layout, |x| Ok(self.norm.forward(&x)?))
     }
 }
 
@@ -208,6 +212,10 @@ impl CausalLm for Llama {
 
     fn forward_all_logits(&self, batch: &[SeqSlice], kv: &mut PagedKvStorage) -> Result<Tensor> {
         self.run(batch, kv, true)
+    }
+
+    fn forward_layout(&self, layout: &BatchLayout<'_>, kv: &mut PagedKvStorage) -> Result<Tensor> {
+        self.run_layout(layout, kv)
     }
 
     fn config(&self) -> &ModelConfig {

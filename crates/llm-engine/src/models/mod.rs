@@ -52,7 +52,7 @@ use candle_core::{DType, Device, Tensor};
 
 pub use crate::config::{Architecture, ModelConfig};
 pub use crate::kv_cache_storage::PagedKvStorage;
-pub use batch::BatchLayout;
+pub use batch::{BatchLayout, FixedLayout};
 pub use gpt2::Gpt2;
 pub use llama::Llama;
 pub use load::{build_model, load_model, resolve_model, LoadFormat, LoadedModel, ModelSource};
@@ -94,6 +94,14 @@ pub trait CausalLm: Send {
     /// # Errors
     /// As [`CausalLm::forward`].
     fn forward_all_logits(&self, batch: &[SeqSlice], kv: &mut PagedKvStorage) -> Result<Tensor>;
+
+    /// [`CausalLm::forward`] over a batch whose layout the caller built (and uploaded) itself,
+    /// e.g. into persistent buffers with [`BatchLayout::new_fixed`] for a CUDA graph; the
+    /// logits rows are the layout's output rows.
+    ///
+    /// # Errors
+    /// As [`CausalLm::forward`].
+    fn forward_layout(&self, layout: &BatchLayout<'_>, kv: &mut PagedKvStorage) -> Result<Tensor>;
 
     /// The model's configuration.
     fn config(&self) -> &ModelConfig;

@@ -149,6 +149,10 @@ impl Opt {
 
     fn run(&self, batch: &[SeqSlice], kv: &mut PagedKvStorage, all_logits: bool) -> Result<Tensor> {
         let layout = BatchLayout::new(batch, &self.cfg, kv, &self.device, all_logits)?;
+        self.run_layout(&layout, kv)
+    }
+
+    fn run_layout(&self, layout: &BatchLayout<'_>, kv: &mut PagedKvStorage) -> Result<Tensor> {
         if layout.num_tokens == 0 {
             return Ok(Tensor::zeros(
                 (0, self.cfg.vocab_size),
@@ -158,7 +162,7 @@ impl Opt {
         }
         #[cfg(feature = "cuda")]
         if self.fused {
-            return self.run_fused(&layout, kv);
+            return self.run_fused(layout, kv);
         }
         let h = self.cfg.hidden_size;
         let pre = self.cfg.do_layer_norm_before;
@@ -178,7 +182,7 @@ impl Opt {
             let q = qkv.narrow(1, 0, h)?.contiguous()?;
             let k = qkv.narrow(1, h, h)?.contiguous()?;
             let v = qkv.narrow(1, 2 * h, h)?.contiguous()?;
-            let a = self.attention.forward(&q, &k, &v, &layout, kv, l)?;
+            let a = self.attention.forward(&q, &k, &v, layout, kv, l)?;
             x = (x + b.out_proj.forward(&a)?)?;
             if !pre {
                 x = b.attn_norm.forward(&x)?;
@@ -194,7 +198,7 @@ impl Opt {
                 x = b.mlp_norm.forward(&x)?;
             }
         }
-        self.lm_head.logits_of_outputs(&x, &layout, |mut x| {
+        self.lm_head.logits_of_outputs(&x, layout, |mut x| {
             if let Some(n) = &self.final_norm {
                 x = n.forward(&x)?;
             }
@@ -259,6 +263,10 @@ impl CausalLm for Opt {
 
     fn forward_all_logits(&self, batch: &[SeqSlice], kv: &mut PagedKvStorage) -> Result<Tensor> {
         self.run(batch, kv, true)
+    }
+
+    fn forward_layout(&self, layout: &BatchLayout<'_>, kv: &mut PagedKvStorage) -> Result<Tensor> {
+        self.run_layout(layout, kv)
     }
 
     fn config(&self) -> &ModelConfig {

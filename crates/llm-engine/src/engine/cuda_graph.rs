@@ -1,0 +1,169 @@
+//! CUDA graphs over greedy decode steps of 1 to [`MAX_GRAPH_BATCH`] sequences (vLLM captures
+//! its decode steps the same way; `--enforce-eager` turns it off there and here).
+//!
+//! A batch-1 decode step of a 7B model is ~300 kernel launches. Launched one by one, the GPU
+//! idles between them and, worse, between steps, while the host samples, schedules and
+//! uploads the next step's inputs. A graph replays the whole step (forward pass and argmax)
+//! with one launch.
+//!
+//! What makes a step replayable: every kernel reads its per-step data from the same device
+//! addresses with the same launch arguments. [`BatchLayout::new_fixed`] writes the token ids,
+//! positions and attention metadata into one persistent buffer per batch size (block tables
+//! padded to the longest sequence the engine allows), and the sampled ids land in a
+//! persistent output buffer. Everything else a step allocates is allocated and freed inside
+//! the capture (stream-ordered allocations become graph nodes).
+//!
+//! Per batch size: the first step runs eagerly with candle's upload cache on (candle uploads
+//! shape descriptors for some ops; a capture may only reuse cached ones), the second is
+//! captured, then replayed, and every later step is a replay. A failed capture turns graphs
+//! off for the engine (with a warning) and the step runs eagerly: never a wrong token.
+
+use std::collections::HashMap;
+
+use candle_core::cuda_backend::cudarc::driver::{sys, CudaGraph};
+use candle_core::{DType, Device, Tensor, D};
+
+use crate::error::{EngineError, Result};
+use crate::models::{BatchLayout, CausalLm, FixedLayout, PagedKvStorage, SeqSlice};
+
+/// Largest decode batch replayed from a graph: the row counts our GEMV kernel serves, so a
+/// captured step holds only our kernels and candle's (no cuBLAS workspace in the graph).
+pub const MAX_GRAPH_BATCH: usize = crate::cuda::gemv::MAX_ROWS;
+
+/// One batch size's buffers and graph.
+struct Captured {
+    /// The fixed layout's index data (u32).
+    buffer: Tensor,
+    /// The sampled ids, u32 `[batch]`.
+    tokens: Tensor,
+    graph: Option<CudaGraph>,
+    /// Whether an eager step has filled candle's upload cache for this shape.
+    warmed: bool,
+}
+
+/// The decode graphs of one engine.
+pub(crate) struct DecodeGraphs {
+    /// Block-table width of every captured step (the longest sequence's blocks).
+    max_blocks: usize,
+    by_batch: HashMap<usize, Captured>,
+    disabled: bool,
+}
+
+impl DecodeGraphs {
+    /// Graphs for an engine whose sequences span at most `max_blocks` KV blocks.
+    pub(crate) fn new(max_blocks: usize) -> Self {
+        Self {
+            max_blocks: max_blocks.max(1),
+            by_batch: HashMap::new(),
+            disabled: false,
+        }
+    }
+
+    /// Whether `slices` form a step a graph can run: 1 to [`MAX_GRAPH_BATCH`] decodes (one
+    /// new token each, all wanting logits) within the padded block-table width.
+    pub(crate) fn applies(&self, slices: &[SeqSlice], block_size: usize) -> bool {
+        !self.disabled
+            && (1..=MAX_GRAPH_BATCH).contains(&slices.len())
+            && slices.iter().all(|s| {
+                s.token_ids.len() == 1
+                    && s.want_logits
+                    && (s.start_pos + 1).div_ceil(block_size) <= self.max_blocks
+            })
+    }
+
+    /// The greedy next token of each slice (a step [`DecodeGraphs::applies`] to), with the
+    /// step's K/V written to the cache. `Ok(None)` when graphs were just turned off because a
+    /// capture failed: nothing of the step ran, the caller runs it eagerly.
+    ///
+    /// # Errors
+    /// Forward-pass and copy errors of the eager warm-up step, graph launch errors.
+    pub(crate) fn run(
+        &mut self,
+        model: &dyn CausalLm,
+        kv: &mut PagedKvStorage,
+        slices: &[SeqSlice],
+    ) -> Result<Option<Vec<u32>>> {
+        let device = model.device().clone();
+        let Device::Cuda(cuda) = &device else {
+            return Ok(None);
+        };
+        let batch = slices.len();
+        let entry = match self.by_batch.entry(batch) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => e.insert(Captured {
+                buffer: Tensor::zeros(
+                    FixedLayout::len(batch, self.max_blocks),
+                    DType::U32,
+                    &device,
+                )?,
+                tokens: Tensor::zeros(batch, DType::U32, &device)?,
+                graph: None,
+                warmed: false,
+            }),
+        };
+        let fixed = FixedLayout {
+            buffer: &entry.buffer,
+            max_blocks: self.max_blocks,
+        };
+        // The upload happens here, outside any capture, into the persistent buffer.
+        let layout = BatchLayout::new_fixed(slices, model.config(), kv, &fixed)?;
+        if let Some(graph) = &entry.graph {
+            graph.launch().map_err(graph_error)?;
+            return Ok(Some(entry.tokens.to_vec1::<u32>()?));
+        }
+        let stream = cuda.cuda_stream();
+        let _upload_cache = cuda.enable_cuda_graph_htod_cache();
+        if !entry.warmed {
+            greedy_into(model, &layout, kv, &entry.tokens)?;
+            entry.warmed = true;
+            return Ok(Some(entry.tokens.to_vec1::<u32>()?));
+        }
+        stream
+            .begin_capture(sys::CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_RELAXED)
+            .map_err(graph_error)?;
+        let recorded = greedy_into(model, &layout, kv, &entry.tokens);
+        let graph = stream.end_capture(sys::CUgraphInstantiate_flags(0));
+        match (recorded, graph) {
+            (Ok(()), Ok(Some(graph))) => {
+                graph.launch().map_err(graph_error)?;
+                entry.graph = Some(graph);
+                tracing::debug!(batch, "captured a CUDA graph of the decode step");
+                Ok(Some(entry.tokens.to_vec1::<u32>()?))
+            }
+            (recorded, graph) => {
+                let why = match (recorded, graph) {
+                    (Err(e), _) => e.to_string(),
+                    (_, Err(e)) => e.to_string(),
+                    _ => "the capture recorded nothing".to_string(),
+                };
+                tracing::warn!(
+                    "CUDA graph capture of a batch-{batch} decode step failed ({why}); \
+                     running decode steps eagerly from now on"
+                );
+                self.disabled = true;
+                self.by_batch.clear();
+                Ok(None)
+            }
+        }
+    }
+}
+
+/// The step's forward pass and argmax, the ids copied into `tokens` (persistent).
+fn greedy_into(
+    model: &dyn CausalLm,
+    layout: &BatchLayout<'_>,
+    kv: &mut PagedKvStorage,
+    tokens: &Tensor,
+) -> Result<()> {
+    let logits = model.forward_layout(layout, kv)?;
+    let ids = logits.argmax(D::Minus1)?;
+    tokens.slice_set(&ids, 0, 0)?;
+    Ok(())
+}
+
+fn graph_error(e: impl std::fmt::Display) -> EngineError {
+    EngineError::CudaKernel {
+        kernel: "decode step CUDA graph".into(),
+        reason: e.to_string(),
+    }
+}
