@@ -129,7 +129,12 @@ impl PackedWeight {
             return;
         }
         let step = rows_per_tile();
-        let xt = interleave_rows(x, m, self.k, step);
+        // A single row is its own k-major tile: no copy on batch-1 decode's path.
+        let xt = if m == 1 {
+            std::borrow::Cow::Borrowed(x)
+        } else {
+            std::borrow::Cow::Owned(interleave_rows(x, m, self.k, step))
+        };
         let out_ptr = SharedOut(out.as_mut_ptr());
         let threads = rayon::current_num_threads().max(1);
         // A few tasks per thread balance the load without splitting panels too finely.
