@@ -84,7 +84,32 @@ fn default_run_reports_the_seed_keys() {
         assert!(doc["p99_ttft_ms"].as_f64().is_some());
         assert_eq!(doc["device"], "cpu");
         assert!(doc["manifest"].is_object());
+        let host = &doc["host_ms_per_step"];
+        for k in ["schedule_ms", "forward_ms", "sample_ms", "update_ms"] {
+            assert!(
+                host[k].as_f64().is_some_and(|v| v >= 0.0),
+                "host {k}: {host}"
+            );
+        }
+        assert!(host["forward_ms"].as_f64().unwrap_or(0.0) > 0.0);
+        assert_eq!(doc["decode_graph_steps"], 0, "no CUDA graphs on the CPU");
     }
+}
+
+/// `--enforce-eager` (no CUDA graphs) is accepted everywhere; on the CPU every step is eager.
+#[test]
+fn enforce_eager_runs() {
+    let mut args = SMALL.to_vec();
+    args.extend(["--enforce-eager", "--json"]);
+    let out = llm_bench(&args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(doc["total_tokens"], 16);
+    assert_eq!(doc["decode_graph_steps"], 0);
 }
 
 #[test]

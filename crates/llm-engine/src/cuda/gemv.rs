@@ -13,7 +13,9 @@ use candle_core::cuda_backend::CudaDType;
 use candle_core::op::BackpropOp;
 use candle_core::{CudaDevice, CudaStorage, DType, Storage, Tensor};
 
-use super::{arg_i32, contiguous_view, dim, dtype_suffix, kernel_error, load, PtxModule};
+use super::{
+    arg_i32, contiguous_view, dim, dtype_suffix, env_choice, kernel_error, load, PtxModule,
+};
 use crate::error::Result;
 
 const GEMV: PtxModule = PtxModule {
@@ -35,19 +37,6 @@ struct Settings {
     split: Option<usize>,
     /// `LLM_ENGINE_GEMV_DEPTH=4|8`: 16-byte loads in flight per lane (otherwise by shape).
     depth: Option<usize>,
-}
-
-/// A setting from the environment among `allowed` values; anything else is ignored with a
-/// warning naming what is accepted.
-fn env_choice(name: &str, allowed: &[usize]) -> Option<usize> {
-    let raw = std::env::var(name).ok()?;
-    match raw.trim().parse::<usize>() {
-        Ok(v) if allowed.contains(&v) => Some(v),
-        _ => {
-            tracing::warn!("{name}={raw:?} ignored (one of {allowed:?})");
-            None
-        }
-    }
 }
 
 fn settings() -> Settings {

@@ -70,6 +70,20 @@ fn dtype_suffix(dtype: DType) -> Option<&'static str> {
     }
 }
 
+/// A numeric switch from the environment (`LLM_ENGINE_*`, for A/B runs) among `allowed`
+/// values; unset gives `None`, anything else is ignored with a warning naming what is
+/// accepted.
+pub(crate) fn env_choice(name: &str, allowed: &[usize]) -> Option<usize> {
+    let raw = std::env::var(name).ok()?;
+    match raw.trim().parse::<usize>() {
+        Ok(v) if allowed.contains(&v) => Some(v),
+        _ => {
+            tracing::warn!("{name}={raw:?} ignored (one of {allowed:?})");
+            None
+        }
+    }
+}
+
 fn kernel_error(kernel: &str, reason: impl Display) -> EngineError {
     EngineError::CudaKernel {
         kernel: kernel.to_string(),

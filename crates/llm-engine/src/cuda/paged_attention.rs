@@ -39,19 +39,8 @@ fn decode_variant(epl: usize, qpb: usize, blocks: usize) -> (usize, &'static str
     // Read once per process: this runs for every layer of every step.
     static FORCED: std::sync::OnceLock<Option<bool>> = std::sync::OnceLock::new();
     let forced = *FORCED.get_or_init(|| {
-        match std::env::var("LLM_ENGINE_DECODE_WARPS")
-            .ok()
-            .as_deref()
-            .map(str::trim)
-        {
-            Some("4") => Some(false),
-            Some("16") => Some(true),
-            None => None,
-            Some(other) => {
-                tracing::warn!("LLM_ENGINE_DECODE_WARPS={other:?} ignored (4 or 16)");
-                None
-            }
-        }
+        super::env_choice("LLM_ENGINE_DECODE_WARPS", &[WARPS, WIDE_DECODE_WARPS])
+            .map(|w| w == WIDE_DECODE_WARPS)
     });
     let wide_ok = epl * qpb <= 16;
     let wide = wide_ok && forced.unwrap_or(blocks < WIDE_DECODE_MAX_BLOCKS);

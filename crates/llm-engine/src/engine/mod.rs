@@ -698,15 +698,5 @@ impl Engine {
 /// switch; `EngineConfig::enforce_eager` is the per-engine one).
 #[cfg(feature = "cuda")]
 fn cuda_graphs_allowed() -> bool {
-    match std::env::var("LLM_ENGINE_CUDA_GRAPHS")
-        .as_deref()
-        .map(str::trim)
-    {
-        Ok("0") => false,
-        Ok("1") | Err(_) => true,
-        Ok(other) => {
-            tracing::warn!("LLM_ENGINE_CUDA_GRAPHS={other:?} ignored (0 = off, 1 = on)");
-            true
-        }
-    }
+    crate::cuda::env_choice("LLM_ENGINE_CUDA_GRAPHS", &[0, 1]) != Some(0)
 }
