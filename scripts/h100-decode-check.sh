@@ -1,17 +1,23 @@
 #!/usr/bin/env bash
 # One GPU call after a decode-kernel change: the kernel tests with both decode variants, the
 # engine tests, issue 5's workloads for the three presets next to the HF peer, and the ncu
-# profile (scripts/h100-profile.sh; PROFILE=0 skips it). Results under $OUT.
+# profile (scripts/h100-profile.sh; PROFILE=0 skips it). A/B switches: AB (batch 1),
+# AB1000 (1,000 requests, llama-2-7b). Results under $OUT.
 set -u
 OUT="${OUT:-$PWD/check-out}"; mkdir -p "$OUT"
 G=.gpu
 [ -d "$G/bin" ] || { mkdir -p "$G/bin" && tar xJf "$G/bins.tar.xz" -C "$G/bin"; } || exit 1
 [ -e /work/main ] || { mkdir -p /work && ln -s "$PWD" /work/main; }
 nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,clocks.max.mem --format=csv,noheader
-for w in default 4 16; do
+# Decode variants: default, 4 or 16 warps forced, and the same with the 16-byte-load kernels
+# off (LLM_ENGINE_DECODE_VEC=0: paged_decode_* everywhere).
+for w in default 4 16 vec0_4 vec0_16; do
   for t in engine_cuda_attention engine_cuda_fused engine_golden engine_batching models_golden; do
     [ "$w" != default ] && [ "$t" != engine_cuda_attention ] && continue
-    env $([ "$w" != default ] && echo LLM_ENGINE_DECODE_WARPS=$w) LLM_ENGINE_TEST_DEVICE=cuda \
+    envs=()
+    [ "$w" != default ] && envs+=("LLM_ENGINE_DECODE_WARPS=${w#vec0_}")
+    [[ $w == vec0_* ]] && envs+=(LLM_ENGINE_DECODE_VEC=0)
+    env "${envs[@]}" LLM_ENGINE_TEST_DEVICE=cuda \
       timeout 150 $G/bin/$t --nocapture --test-threads=1 > "$OUT/test_${t}_$w.txt" 2>&1
     echo "$t (decode warps $w): rc=$? $(grep 'test result' "$OUT/test_${t}_$w.txt" | tail -1)"
   done
@@ -31,6 +37,14 @@ for m in llama-2-7b opt-1.3b gpt2; do
   fi
   timeout 120 $G/bin/llm-bench $A --num-prompts 1000 --max-num-seqs 256 --output "$OUT/n1000_$m.json" > "$OUT/n1000_$m.txt" 2>&1
   tp "$OUT/n1000_$m.json" "$m 1000 requests"
+  if [ "$m" = llama-2-7b ]; then  # A/B at 1,000 requests: AB1000="ENV=.. ENV=.."
+    for ab in ${AB1000:-}; do
+      env $ab timeout 120 $G/bin/llm-bench $A --num-prompts 1000 --max-num-seqs 256 --output "$OUT/n1000_${m}_$ab.json" > "$OUT/n1000_${m}_$ab.txt" 2>&1
+      tp "$OUT/n1000_${m}_$ab.json" "$m 1000 requests $ab"
+    done
+    timeout 120 $G/bin/llm-bench $A --num-prompts 1000 --max-num-seqs 256 --output "$OUT/n1000_${m}_again.json" > /dev/null 2>&1
+    tp "$OUT/n1000_${m}_again.json" "$m 1000 requests (again)"
+  fi
 done
 python3 $G/torch_peers.py generate --model llama-2-7b --batch-sizes 1 --input-len 128 --output-len 128 --static-compile --json "$OUT/peer_bs1.json" 2>&1 | grep 'tok/s'
 python3 $G/torch_peers.py generate --model llama-2-7b --batch-sizes 256 --input-len 128 --output-len 128 --json "$OUT/peer_bs256.json" 2>&1 | grep 'tok/s'

@@ -4,7 +4,7 @@
 # `ncu --metrics gpu__time_duration.sum` over a window of launches in the decode phase and
 # prints the kernel time per decode step grouped by kernel, next to the step time measured
 # without the profiler (scripts/ncu_summary.py). Needs .gpu/bin from scripts/pack-gpu-bins.sh.
-# env: PROFILE_RUNS="bs1 bs256", MODEL, SKIP_BS1, SKIP_BS256, COUNT, PROFILE_TIMEOUT
+# env: PROFILE_RUNS="bs1 bs256" (or "prefill"), MODEL, SKIP_BS1, SKIP_BS256, COUNT, PROFILE_TIMEOUT
 set -uo pipefail
 OUT="${OUT:-$PWD/profile-out}"; mkdir -p "$OUT"
 G=.gpu
@@ -21,4 +21,7 @@ prof() { # name, launches to skip, launches to time, llm-bench args...
 }
 runs=" ${PROFILE_RUNS:-bs1 bs256} "
 [[ $runs == *" bs1 "* ]] && prof bs1 "${SKIP_BS1:-3000}" "${COUNT:-700}" --num-prompts 1 --max-num-seqs 1 --output-len 64
+# One prefill step of 64 x 128 tokens (8,192, the default max_num_batched_tokens) after the
+# engine's profiling forward of the same size: every launch of the window is prefill.
+[[ $runs == *" prefill "* ]] && prof prefill 0 "${COUNT_PREFILL:-1200}" --num-prompts 64 --max-num-seqs 256 --output-len 1 --warmup 0
 [[ $runs == *" bs256 "* ]] && prof bs256 "${SKIP_BS256:-4000}" "${COUNT:-700}" --num-prompts 256 --max-num-seqs 256 --output-len 16 --warmup 0

@@ -32,22 +32,97 @@ const WIDE_DECODE_MAX_BLOCKS: usize = 256;
 /// At batch 1 a 7B model's decode has 32 blocks: with 4 warps each, every warp walks a
 /// quarter of the context one dependent load after another and the kernel is bound by
 /// memory latency (28 µs a layer at 190 tokens, measured on an H200). 16 warps put 4x as many
-/// keys in flight. The wide kernels exist where `epl * qpb <= 16` (their registers must fit a
-/// 512-thread block). `LLM_ENGINE_DECODE_WARPS=4` or `16` (read at the first launch) forces
-/// one (the kernel tests run both).
-fn decode_variant(epl: usize, qpb: usize, blocks: usize) -> (usize, &'static str) {
+/// keys in flight. `wide_ok` says whether the kernel family has a wide variant whose registers
+/// fit a 512-thread block. `LLM_ENGINE_DECODE_WARPS=4` or `16` (read at the first launch)
+/// forces one (the kernel tests run both).
+fn decode_warps(wide_ok: bool, blocks: usize) -> usize {
     // Read once per process: this runs for every layer of every step.
     static FORCED: std::sync::OnceLock<Option<bool>> = std::sync::OnceLock::new();
     let forced = *FORCED.get_or_init(|| {
         super::env_choice("LLM_ENGINE_DECODE_WARPS", &[WARPS, WIDE_DECODE_WARPS])
             .map(|w| w == WIDE_DECODE_WARPS)
     });
-    let wide_ok = epl * qpb <= 16;
-    let wide = wide_ok && forced.unwrap_or(blocks < WIDE_DECODE_MAX_BLOCKS);
-    if wide {
-        (WIDE_DECODE_WARPS, "_w16")
+    if wide_ok && forced.unwrap_or(blocks < WIDE_DECODE_MAX_BLOCKS) {
+        WIDE_DECODE_WARPS
     } else {
-        (WARPS, "")
+        WARPS
+    }
+}
+
+/// Whether the 16-byte-load decode kernels (`paged_decode_vec_*`) may be used:
+/// `LLM_ENGINE_DECODE_VEC=0` (read once) keeps every launch on `paged_decode_*`, for A/B runs
+/// and so that the kernel tests cover both.
+fn vec_decode_enabled() -> bool {
+    static ENABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ENABLED.get_or_init(|| super::env_choice("LLM_ENGINE_DECODE_VEC", &[0, 1]) != Some(0))
+}
+
+/// Shared memory a kernel may take without opting in (48 KiB).
+const DEFAULT_SHARED_MEMORY: usize = 48 * 1024;
+
+/// The decode kernel of one launch: its name, warps per block and dynamic shared memory.
+#[derive(Debug, Clone, PartialEq)]
+struct DecodeKernel {
+    name: String,
+    warps: usize,
+    shared_bytes: usize,
+    /// `paged_decode_vec_*` (block_shift argument) rather than `paged_decode_*`.
+    vec: bool,
+}
+
+/// What picks the decode kernel of a launch.
+#[derive(Debug, Clone, Copy)]
+struct DecodeShape {
+    dtype_bytes: usize,
+    head_dim: usize,
+    qpb: usize,
+    /// Decode blocks of the launch: query-head groups × sequences.
+    blocks: usize,
+    block_size: usize,
+    max_blocks: usize,
+    /// q, k_cache and v_cache start on a 16-byte boundary.
+    aligned_16: bool,
+}
+
+/// The decode kernel for `shape`: `paged_decode_vec_*` where its constraints hold (a head row
+/// of 4 to 32 vectors of 16 bytes, a power-of-two block size, aligned tensors, the block
+/// table fitting shared memory), else `paged_decode_*`.
+fn decode_kernel(dtype_suffix: &str, s: DecodeShape) -> DecodeKernel {
+    let row_bytes = s.head_dim * s.dtype_bytes;
+    let lanes_per_key = row_bytes / 16;
+    let vec_shape = row_bytes % 16 == 0
+        && [4, 8, 16, 32].contains(&lanes_per_key)
+        && s.block_size.is_power_of_two()
+        && s.aligned_16;
+    if vec_shape && vec_decode_enabled() {
+        let elems_per_vector = 16 / s.dtype_bytes;
+        let warps = decode_warps(s.qpb * elems_per_vector <= 16, s.blocks);
+        let table_words = s.max_blocks.div_ceil(4) * 4;
+        let shared_bytes = (table_words + 2 * warps * s.qpb + warps * s.qpb * s.head_dim) * 4;
+        if shared_bytes <= DEFAULT_SHARED_MEMORY {
+            return DecodeKernel {
+                name: format!(
+                    "paged_decode_vec_{dtype_suffix}_d{}_q{}_w{warps}",
+                    s.head_dim, s.qpb
+                ),
+                warps,
+                shared_bytes,
+                vec: true,
+            };
+        }
+    }
+    let epl = elems_per_lane(s.head_dim);
+    let warps = decode_warps(epl * s.qpb <= 16, s.blocks);
+    let wide = if warps == WIDE_DECODE_WARPS {
+        "_w16"
+    } else {
+        ""
+    };
+    DecodeKernel {
+        name: format!("paged_decode_{dtype_suffix}_e{epl}_q{}{wide}", s.qpb),
+        warps,
+        shared_bytes: (2 * warps * s.qpb + warps * s.qpb * 32 * epl) * 4,
+        vec: false,
     }
 }
 
@@ -188,8 +263,23 @@ fn run<T: CudaDType + DeviceRepr + ValidAsZeroBits>(
     let meta = a.meta;
     let epl = elems_per_lane(d);
     let qpb = query_heads_per_block(h, kvh);
-    let (decode_warps, wide) = decode_variant(epl, qpb, (h / qpb.max(1)) * meta.num_decodes);
-    let decode_kernel = format!("paged_decode_{}_e{epl}_q{qpb}{wide}", a.dtype_suffix);
+    let dtype_bytes = std::mem::size_of::<T>();
+    let aligned_16 = [a.q.layout(), a.k_cache.layout(), a.v_cache.layout()]
+        .iter()
+        .all(|l| (l.start_offset() * dtype_bytes) % 16 == 0);
+    let decode = decode_kernel(
+        a.dtype_suffix,
+        DecodeShape {
+            dtype_bytes,
+            head_dim: d,
+            qpb,
+            blocks: (h / qpb.max(1)) * meta.num_decodes,
+            block_size: a.block_size,
+            max_blocks: meta.max_blocks,
+            aligned_16,
+        },
+    );
+    let decode_kernel = decode.name.as_str();
     let prefill_kernel = format!("paged_prefill_{}_e{epl}_q{qpb}", a.dtype_suffix);
     if PREFILL_ROWS_PER_BLOCK / qpb != meta.tokens_per_tile {
         return Err(kernel_error(
@@ -203,34 +293,34 @@ fn run<T: CudaDType + DeviceRepr + ValidAsZeroBits>(
     }
     let mut out: CudaSlice<T> = dev
         .alloc_zeros::<T>(meta.num_tokens * h * d)
-        .map_err(|e| kernel_error(&decode_kernel, format!("output allocation: {e}")))?;
+        .map_err(|e| kernel_error(decode_kernel, format!("output allocation: {e}")))?;
 
     let (q_g, q_l) = a.q.storage_and_layout();
     let (k_g, k_l) = a.k_cache.storage_and_layout();
     let (v_g, v_l) = a.v_cache.storage_and_layout();
     let q_v = contiguous_view::<T>(
-        cuda_storage(&q_g, &decode_kernel, "q")?,
+        cuda_storage(&q_g, decode_kernel, "q")?,
         q_l,
-        &decode_kernel,
+        decode_kernel,
         "q",
     )?;
     let k_v = contiguous_view::<T>(
-        cuda_storage(&k_g, &decode_kernel, "k_cache")?,
+        cuda_storage(&k_g, decode_kernel, "k_cache")?,
         k_l,
-        &decode_kernel,
+        decode_kernel,
         "k_cache",
     )?;
     let v_v = contiguous_view::<T>(
-        cuda_storage(&v_g, &decode_kernel, "v_cache")?,
+        cuda_storage(&v_g, decode_kernel, "v_cache")?,
         v_l,
-        &decode_kernel,
+        decode_kernel,
         "v_cache",
     )?;
     // The decode kernel loads cache rows as vectors of `epl` elements: the views must start
     // on such a boundary (they do: caches are whole allocations).
     if k_l.start_offset() % epl != 0 || v_l.start_offset() % epl != 0 {
         return Err(kernel_error(
-            &decode_kernel,
+            decode_kernel,
             "the KV cache views are not vector-aligned",
         ));
     }
@@ -239,23 +329,23 @@ fn run<T: CudaDType + DeviceRepr + ValidAsZeroBits>(
     let (qs_g, qs_l) = meta.query_starts.storage_and_layout();
     let (ds_g, ds_l) = meta.decode_slices.storage_and_layout();
     let (pt_g, pt_l) = meta.prefill_tiles.storage_and_layout();
-    let k = &decode_kernel;
+    let k = decode_kernel;
     let block_tables = u32_view(&bt_g, bt_l, k, "block_tables")?;
     let context_lens = u32_view(&cl_g, cl_l, k, "context_lens")?;
     let query_starts = u32_view(&qs_g, qs_l, k, "query_starts")?;
     let decode_slices = u32_view(&ds_g, ds_l, k, "decode_slices")?;
     let prefill_tiles = u32_view(&pt_g, pt_l, k, "prefill_tiles")?;
 
-    let num_heads = arg_i32(h, &decode_kernel, "num_heads")?;
-    let num_kv_heads = arg_i32(kvh, &decode_kernel, "num_kv_heads")?;
-    let head_dim = arg_i32(d, &decode_kernel, "head_dim")?;
-    let block_size = arg_i32(a.block_size, &decode_kernel, "block_size")?;
-    let max_blocks = arg_i32(meta.max_blocks, &decode_kernel, "max_blocks")?;
+    let num_heads = arg_i32(h, decode_kernel, "num_heads")?;
+    let num_kv_heads = arg_i32(kvh, decode_kernel, "num_kv_heads")?;
+    let head_dim = arg_i32(d, decode_kernel, "head_dim")?;
+    let block_size = arg_i32(a.block_size, decode_kernel, "block_size")?;
+    let max_blocks = arg_i32(meta.max_blocks, decode_kernel, "max_blocks")?;
     let num_slots = a.k_cache.dims()[1] as i64;
     let scale = a.attn.scale() as f32;
     let window = arg_i32(
         a.attn.sliding_window().unwrap_or(0),
-        &decode_kernel,
+        decode_kernel,
         "sliding_window",
     )?;
     let stream = dev.cuda_stream();
@@ -263,24 +353,26 @@ fn run<T: CudaDType + DeviceRepr + ValidAsZeroBits>(
     if meta.num_decodes > 0 {
         if meta.num_decodes > 65_535 {
             return Err(kernel_error(
-                &decode_kernel,
+                decode_kernel,
                 format!(
                     "{} decode sequences exceed the grid's 65,535",
                     meta.num_decodes
                 ),
             ));
         }
-        let func = load(dev, a.module, &decode_kernel)?;
-        let smem = (2 * decode_warps * qpb + decode_warps * qpb * 32 * epl) * 4;
+        let func = load(dev, a.module, decode_kernel)?;
         let cfg = LaunchConfig {
             grid_dim: (
-                dim(h / qpb, &decode_kernel, "head groups")?,
-                dim(meta.num_decodes, &decode_kernel, "decode sequences")?,
+                dim(h / qpb, decode_kernel, "head groups")?,
+                dim(meta.num_decodes, decode_kernel, "decode sequences")?,
                 1,
             ),
-            block_dim: ((decode_warps * 32) as u32, 1, 1),
-            shared_mem_bytes: smem as u32,
+            block_dim: ((decode.warps * 32) as u32, 1, 1),
+            shared_mem_bytes: decode.shared_bytes as u32,
         };
+        // `paged_decode_vec_*` takes log2(block_size) where `paged_decode_*` takes head_dim
+        // and block_size.
+        let block_shift = a.block_size.trailing_zeros() as i32;
         let mut b = stream.launch_builder(&func);
         b.arg(&mut out);
         b.arg(&q_v);
@@ -292,16 +384,23 @@ fn run<T: CudaDType + DeviceRepr + ValidAsZeroBits>(
         b.arg(&decode_slices);
         b.arg(&num_heads);
         b.arg(&num_kv_heads);
-        b.arg(&head_dim);
-        b.arg(&block_size);
+        if decode.vec {
+            b.arg(&block_shift);
+        } else {
+            b.arg(&head_dim);
+            b.arg(&block_size);
+        }
         b.arg(&max_blocks);
         b.arg(&num_slots);
         b.arg(&scale);
         b.arg(&window);
-        // SAFETY: the arguments match paged_decode_* in kernels/paged_attention.cuh; the
+        // SAFETY: the arguments match paged_decode_* in kernels/paged_attention.cuh (or
+        // paged_decode_vec_* in kernels/paged_decode_vec.cuh, chosen only for the head_dims,
+        // power-of-two block sizes and 16-byte-aligned tensors it reads with vector loads, with
+        // shared memory for `max_blocks` table entries); the
         // metadata's slices, rows and block ids were checked against the batch and the
         // storage when it was built, so every read and write stays inside its tensor.
-        unsafe { b.launch(cfg) }.map_err(|e| kernel_error(&decode_kernel, e))?;
+        unsafe { b.launch(cfg) }.map_err(|e| kernel_error(decode_kernel, e))?;
     }
     if meta.num_prefill_tiles > 0 {
         let func = load(dev, a.module, &prefill_kernel)?;

@@ -1,0 +1,205 @@
+// Paged decode attention with 16-byte loads (included by paged_attention_<dtype>.cu after
+// paged_attention.cuh): the same job as paged_decode_* (one query token per sequence, many
+// sequences per launch, GQA aware, online softmax in f32, output rows in token order) for
+// head_dims whose row is 4, 8, 16 or 32 vectors of 16 bytes (f16/bf16: 32, 64, 128, 256;
+// f32: 16, 32, 64, 128) and power-of-two block sizes.
+//
+// Why a second kernel: paged_decode_* gives each key a whole warp (lanes split head_dim, 4 or
+// 8 bytes each) and looks its block up in global memory right before loading it, so a warp
+// has ~2 KB in flight behind a chain of two dependent loads; at batch 256 it reads the cache
+// at about half the card's bandwidth. Here:
+// - a key row is read by LPK = D * sizeof(T) / 16 lanes with one 16-byte load each, so a
+//   warp-wide load instruction covers KPR = 32 / LPK keys, and a warp issues R such loads of
+//   K and of V (R * KPR keys: 16 for D = 128 at QPB 1, ~8 KB) before it uses any;
+// - the sequence's block-table entries are staged in shared memory once per block, and the
+//   slot of a position is a shift and a mask (block_shift = log2(block_size));
+// - scores live in the log2 domain (q is scaled by scale * log2(e)), so every exponential is
+//   one exp2f; loads past the context re-read the last row (masked) instead of branching;
+// - the dot products reduce over the LPK lanes of a key only (log2(LPK) shuffles), the keys'
+//   scores are merged per warp with one max over the KPR key groups, and the groups' partial
+//   (sum, acc) are added at the end: m is warp-uniform throughout.
+//
+// Grid (num_heads / QPB, num_decodes), NW warps; warp w takes key groups w, w + NW, ...
+// Shared memory: block table [max_blocks] u32, then m [NW][QPB], l [NW][QPB], acc [NW][QPB][D].
+#pragma once
+#include "common.cuh"
+
+template <typename T, int D, int QPB, int NW>
+__device__ void paged_decode_vec_impl(T* __restrict__ out, const T* __restrict__ q,
+                                      const T* __restrict__ k_cache, const T* __restrict__ v_cache,
+                                      const uint32_t* __restrict__ block_tables,
+                                      const uint32_t* __restrict__ context_lens,
+                                      const uint32_t* __restrict__ query_starts,
+                                      const uint32_t* __restrict__ decode_slices, int num_heads,
+                                      int num_kv_heads, int block_shift, int max_blocks,
+                                      long long num_slots, float scale, int sliding_window) {
+  constexpr int VE = 16 / sizeof(T);  // elements per 16-byte vector
+  constexpr int LPK = D / VE;         // lanes per key row
+  static_assert(LPK == 4 || LPK == 8 || LPK == 16 || LPK == 32, "row of 4..32 vectors");
+  constexpr int KPR = 32 / LPK;  // keys per warp-wide load
+  constexpr int R = QPB >= 8 ? 1 : 8 / QPB;  // loads of K (and of V) per warp iteration
+  constexpr int KPI = R * KPR;               // keys per warp iteration
+  using Vec = VecN<T, VE>;
+
+  extern __shared__ float smem[];
+  uint32_t* s_table = reinterpret_cast<uint32_t*>(smem);
+  float* sm_m = smem + ((max_blocks + 3) & ~3);
+  float* sm_l = sm_m + NW * QPB;
+  float* sm_acc = sm_l + NW * QPB;
+
+  const int warp = threadIdx.x >> 5;
+  const int lane = threadIdx.x & 31;
+  const int sub = lane / LPK;  // which key of a warp-wide load
+  const int e0 = (lane % LPK) * VE;
+  const int slice = decode_slices[blockIdx.y];
+  const int head0 = blockIdx.x * QPB;
+  const int kvh = head0 / (num_heads / num_kv_heads);
+  const int ctx = context_lens[slice];
+  const long long qrow = query_starts[slice];
+  const int first = (sliding_window > 0 && ctx > sliding_window) ? ctx - sliding_window : 0;
+  const uint32_t* table = block_tables + (long long)slice * max_blocks;
+  const int mask = (1 << block_shift) - 1;
+  const long long row_stride = (long long)num_heads * D;
+
+  for (int b = (first >> block_shift) + threadIdx.x; b <= ((ctx - 1) >> block_shift); b += NW * 32)
+    s_table[b] = table[b];
+
+  // Scores in the log2 domain (q carries scale * log2(e)), so each exponential is one exp2f.
+  const float q_scale = scale * 1.4426950408889634f;
+  float qv[QPB][VE];
+#pragma unroll
+  for (int h = 0; h < QPB; ++h) {
+    const Vec v = *reinterpret_cast<const Vec*>(q + qrow * row_stride + (long long)(head0 + h) * D + e0);
+#pragma unroll
+    for (int i = 0; i < VE; ++i) qv[h][i] = to_float(v.v[i]) * q_scale;
+  }
+  const T* k_head = k_cache + (long long)kvh * num_slots * D + e0;
+  const T* v_head = v_cache + (long long)kvh * num_slots * D + e0;
+
+  float m[QPB], l[QPB], acc[QPB][VE];
+#pragma unroll
+  for (int h = 0; h < QPB; ++h) {
+    m[h] = -INFINITY;
+    l[h] = 0.f;
+#pragma unroll
+    for (int i = 0; i < VE; ++i) acc[h][i] = 0.f;
+  }
+  __syncthreads();  // the table is staged
+
+  for (int j0 = first + warp * KPI; j0 < ctx; j0 += NW * KPI) {
+    Vec kr[R], vr[R];
+    bool valid[R];
+    // Positions past the context load the last row instead (no branch around the loads, so
+    // all 2R of them issue back to back); their scores are masked.
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+      const int j = j0 + r * KPR + sub;
+      valid[r] = j < ctx;
+      const int jl = valid[r] ? j : ctx - 1;
+      const long long row = ((long long)s_table[jl >> block_shift] << block_shift | (jl & mask)) * D;
+      kr[r] = *reinterpret_cast<const Vec*>(k_head + row);
+      vr[r] = *reinterpret_cast<const Vec*>(v_head + row);
+    }
+#pragma unroll
+    for (int h = 0; h < QPB; ++h) {
+      float s[R];
+      float group_max = -INFINITY;
+#pragma unroll
+      for (int r = 0; r < R; ++r) {
+        float part = 0.f;
+#pragma unroll
+        for (int i = 0; i < VE; ++i) part += qv[h][i] * to_float(kr[r].v[i]);
+#pragma unroll
+        for (int o = LPK / 2; o > 0; o >>= 1) part += __shfl_xor_sync(0xffffffffu, part, o);
+        s[r] = valid[r] ? part : -INFINITY;
+        group_max = fmaxf(group_max, s[r]);
+      }
+#pragma unroll
+      for (int o = LPK; o < 32; o <<= 1)
+        group_max = fmaxf(group_max, __shfl_xor_sync(0xffffffffu, group_max, o));
+      // Key j0 is valid (j0 < ctx), so group_max and m_new are finite.
+      const float m_new = fmaxf(m[h], group_max);
+      const float alpha = exp2f(m[h] - m_new);
+      float p_sum = 0.f;
+#pragma unroll
+      for (int r = 0; r < R; ++r) {
+        s[r] = exp2f(s[r] - m_new);
+        p_sum += s[r];
+      }
+      l[h] = l[h] * alpha + p_sum;
+#pragma unroll
+      for (int i = 0; i < VE; ++i) {
+        float a = acc[h][i] * alpha;
+#pragma unroll
+        for (int r = 0; r < R; ++r) a += s[r] * to_float(vr[r].v[i]);
+        acc[h][i] = a;
+      }
+      m[h] = m_new;
+    }
+  }
+
+  // The KPR key groups of a warp share m: add their sums.
+#pragma unroll
+  for (int h = 0; h < QPB; ++h) {
+#pragma unroll
+    for (int o = LPK; o < 32; o <<= 1) {
+      l[h] += __shfl_xor_sync(0xffffffffu, l[h], o);
+#pragma unroll
+      for (int i = 0; i < VE; ++i) acc[h][i] += __shfl_xor_sync(0xffffffffu, acc[h][i], o);
+    }
+  }
+  if (lane == 0) {
+#pragma unroll
+    for (int h = 0; h < QPB; ++h) {
+      sm_m[warp * QPB + h] = m[h];
+      sm_l[warp * QPB + h] = l[h];
+    }
+  }
+  if (sub == 0) {
+#pragma unroll
+    for (int h = 0; h < QPB; ++h)
+#pragma unroll
+      for (int i = 0; i < VE; ++i) sm_acc[(warp * QPB + h) * D + e0 + i] = acc[h][i];
+  }
+  __syncthreads();
+  for (int idx = threadIdx.x; idx < QPB * D; idx += NW * 32) {
+    const int h = idx / D;
+    const int e = idx - h * D;
+    float big = -INFINITY;
+#pragma unroll
+    for (int w = 0; w < NW; ++w) big = fmaxf(big, sm_m[w * QPB + h]);
+    float denom = 0.f, num = 0.f;
+#pragma unroll
+    for (int w = 0; w < NW; ++w) {
+      const float mw = sm_m[w * QPB + h];
+      const float f = (mw == -INFINITY) ? 0.f : exp2f(mw - big);
+      denom += sm_l[w * QPB + h] * f;
+      num += sm_acc[(w * QPB + h) * D + e] * f;
+    }
+    out[qrow * row_stride + (long long)(head0 + h) * D + e] = from_float<T>(num / denom);
+  }
+}
+
+#define DECODE_VEC_KERNEL_NW(NAME, T, D, QPB, NW)                                                \
+  extern "C" __global__ void __launch_bounds__(NW * 32, (NW == 4 && QPB <= 2) ? 5 : 1) paged_decode_vec_##NAME##_d##D##_q##QPB##_w##NW( \
+      T* out, const T* q, const T* k_cache, const T* v_cache, const uint32_t* block_tables,      \
+      const uint32_t* context_lens, const uint32_t* query_starts, const uint32_t* decode_slices,  \
+      int num_heads, int num_kv_heads, int block_shift, int max_blocks, long long num_slots,     \
+      float scale, int sliding_window) {                                                         \
+    paged_decode_vec_impl<T, D, QPB, NW>(out, q, k_cache, v_cache, block_tables, context_lens,   \
+                                         query_starts, decode_slices, num_heads, num_kv_heads,   \
+                                         block_shift, max_blocks, num_slots, scale,              \
+                                         sliding_window);                                        \
+  }
+#define DECODE_VEC_KERNEL(NAME, T, D, QPB) \
+  DECODE_VEC_KERNEL_NW(NAME, T, D, QPB, 4) DECODE_VEC_KERNEL_NW(NAME, T, D, QPB, 16)
+#define DECODE_VEC_KERNELS_D(NAME, T, D)                                              \
+  DECODE_VEC_KERNEL(NAME, T, D, 1) DECODE_VEC_KERNEL(NAME, T, D, 2) DECODE_VEC_KERNEL(NAME, T, D, 4) \
+  DECODE_VEC_KERNEL(NAME, T, D, 8)
+// head_dims of 4..32 vectors of 16 bytes: 32..256 for 2-byte types, 16..128 for f32.
+#define DECODE_VEC_KERNELS_HALF(NAME, T) \
+  DECODE_VEC_KERNELS_D(NAME, T, 32) DECODE_VEC_KERNELS_D(NAME, T, 64) \
+  DECODE_VEC_KERNELS_D(NAME, T, 128) DECODE_VEC_KERNELS_D(NAME, T, 256)
+#define DECODE_VEC_KERNELS_F32(NAME, T) \
+  DECODE_VEC_KERNELS_D(NAME, T, 16) DECODE_VEC_KERNELS_D(NAME, T, 32) \
+  DECODE_VEC_KERNELS_D(NAME, T, 64) DECODE_VEC_KERNELS_D(NAME, T, 128)
