@@ -10,12 +10,14 @@ G=.gpu
 [ -e /work/main ] || { mkdir -p /work && ln -s "$PWD" /work/main; }
 nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,clocks.max.mem --format=csv,noheader
 # Decode variants: default, 4 or 16 warps forced, and the same with the 16-byte-load kernels
-# off (LLM_ENGINE_DECODE_VEC=0: paged_decode_* everywhere).
-for w in default 4 16 vec0_4 vec0_16; do
+# off (LLM_ENGINE_DECODE_VEC=0: paged_decode_* everywhere), and the scalar prefill kernel
+# (LLM_ENGINE_PREFILL_TC=0).
+for w in default 4 16 vec0_4 vec0_16 tc0; do
   for t in engine_cuda_attention engine_cuda_fused engine_golden engine_batching models_golden; do
     [ "$w" != default ] && [ "$t" != engine_cuda_attention ] && continue
     envs=()
-    [ "$w" != default ] && envs+=("LLM_ENGINE_DECODE_WARPS=${w#vec0_}")
+    [[ $w == [0-9]* || $w == vec0_* ]] && envs+=("LLM_ENGINE_DECODE_WARPS=${w#vec0_}")
+    [ "$w" = tc0 ] && envs+=(LLM_ENGINE_PREFILL_TC=0)
     [[ $w == vec0_* ]] && envs+=(LLM_ENGINE_DECODE_VEC=0)
     env "${envs[@]}" LLM_ENGINE_TEST_DEVICE=cuda \
       timeout 150 $G/bin/$t --nocapture --test-threads=1 > "$OUT/test_${t}_$w.txt" 2>&1

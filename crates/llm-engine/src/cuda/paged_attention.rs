@@ -57,6 +57,32 @@ fn vec_decode_enabled() -> bool {
     *ENABLED.get_or_init(|| super::env_choice("LLM_ENGINE_DECODE_VEC", &[0, 1]) != Some(0))
 }
 
+/// Keys per round of the tensor-core prefill kernel (`PREFILL_TC_KEYS`).
+const PREFILL_TC_KEYS: usize = 32;
+
+/// Head dims the tensor-core prefill kernels are built for (`PREFILL_TC_KERNELS`).
+const PREFILL_TC_HEAD_DIMS: [usize; 6] = [16, 64, 80, 96, 128, 256];
+
+/// Whether a prefill launch runs on the tensor cores (`paged_prefill_tc_*`: f16/bf16, a
+/// head_dim it is built for, a block size that is a multiple of 16 so that 16 consecutive
+/// keys are 16 consecutive rows of one block, `aligned_32` caches); else `paged_prefill_*`.
+/// `LLM_ENGINE_PREFILL_TC=0` (read once) keeps every launch on the scalar kernel.
+fn prefill_on_tensor_cores(
+    dtype_bytes: usize,
+    head_dim: usize,
+    block_size: usize,
+    aligned_32: bool,
+) -> bool {
+    static ENABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let enabled =
+        *ENABLED.get_or_init(|| super::env_choice("LLM_ENGINE_PREFILL_TC", &[0, 1]) != Some(0));
+    enabled
+        && dtype_bytes == 2
+        && PREFILL_TC_HEAD_DIMS.contains(&head_dim)
+        && block_size % 16 == 0
+        && aligned_32
+}
+
 /// Shared memory a kernel may take without opting in (48 KiB).
 const DEFAULT_SHARED_MEMORY: usize = 48 * 1024;
 
@@ -403,16 +429,43 @@ fn run<T: CudaDType + DeviceRepr + ValidAsZeroBits>(
         unsafe { b.launch(cfg) }.map_err(|e| kernel_error(decode_kernel, e))?;
     }
     if meta.num_prefill_tiles > 0 {
+        let tc = prefill_on_tensor_cores(
+            dtype_bytes,
+            d,
+            a.block_size,
+            // WMMA loads need 32-byte-aligned cache rows.
+            [a.k_cache.layout(), a.v_cache.layout()]
+                .iter()
+                .all(|l| (l.start_offset() * dtype_bytes) % 32 == 0),
+        );
+        let prefill_kernel = if tc {
+            format!("paged_prefill_tc_{}_d{d}_q{qpb}", a.dtype_suffix)
+        } else {
+            prefill_kernel
+        };
         let func = load(dev, a.module, &prefill_kernel)?;
-        let bk = if epl >= 8 { 8 } else { 32 };
-        let smem = (bk * (d + 1) + bk * d + PREFILL_ROWS_PER_BLOCK * d) * 4;
+        let (threads, smem) = if tc {
+            // Q [16][D] T, S [16][32] f32, P [16][32] T, O [16][D] f32 (paged_prefill_tc.cuh).
+            let rows = PREFILL_ROWS_PER_BLOCK;
+            let keys = PREFILL_TC_KEYS;
+            (
+                32,
+                rows * d * dtype_bytes + rows * keys * 4 + rows * keys * dtype_bytes + rows * d * 4,
+            )
+        } else {
+            let bk = if epl >= 8 { 8 } else { 32 };
+            (
+                WARPS * 32,
+                (bk * (d + 1) + bk * d + PREFILL_ROWS_PER_BLOCK * d) * 4,
+            )
+        };
         let cfg = LaunchConfig {
             grid_dim: (
                 dim(meta.num_prefill_tiles, &prefill_kernel, "prefill tiles")?,
                 dim(h / qpb, &prefill_kernel, "head groups")?,
                 1,
             ),
-            block_dim: ((WARPS * 32) as u32, 1, 1),
+            block_dim: (threads as u32, 1, 1),
             shared_mem_bytes: smem as u32,
         };
         let mut b = stream.launch_builder(&func);
@@ -424,13 +477,18 @@ fn run<T: CudaDType + DeviceRepr + ValidAsZeroBits>(
         b.arg(&prefill_tiles);
         b.arg(&num_heads);
         b.arg(&num_kv_heads);
-        b.arg(&head_dim);
+        if !tc {
+            b.arg(&head_dim);
+        }
         b.arg(&block_size);
         b.arg(&max_blocks);
         b.arg(&num_slots);
         b.arg(&scale);
         b.arg(&window);
-        // SAFETY: as for the decode launch; the arguments match paged_prefill_*.
+        // SAFETY: as for the decode launch; the arguments match paged_prefill_* (or
+        // paged_prefill_tc_*, chosen only for the dtypes, head_dims, block sizes that are
+        // multiples of 16 and 32-byte-aligned caches its fragment loads need, and sized for
+        // its shared memory above).
         unsafe { b.launch(cfg) }.map_err(|e| kernel_error(&prefill_kernel, e))?;
     }
     Ok(CudaStorage::wrap_cuda_slice(out, dev.clone()))
