@@ -79,7 +79,7 @@ fn prefill_on_tensor_cores(
     enabled
         && dtype_bytes == 2
         && PREFILL_TC_HEAD_DIMS.contains(&head_dim)
-        && block_size % 16 == 0
+        && block_size.is_multiple_of(16)
         && aligned_32
 }
 
@@ -116,7 +116,7 @@ struct DecodeShape {
 fn decode_kernel(dtype_suffix: &str, s: DecodeShape) -> DecodeKernel {
     let row_bytes = s.head_dim * s.dtype_bytes;
     let lanes_per_key = row_bytes / 16;
-    let vec_shape = row_bytes % 16 == 0
+    let vec_shape = row_bytes.is_multiple_of(16)
         && [4, 8, 16, 32].contains(&lanes_per_key)
         && s.block_size.is_power_of_two()
         && s.aligned_16;
@@ -292,7 +292,7 @@ fn run<T: CudaDType + DeviceRepr + ValidAsZeroBits>(
     let dtype_bytes = std::mem::size_of::<T>();
     let aligned_16 = [a.q.layout(), a.k_cache.layout(), a.v_cache.layout()]
         .iter()
-        .all(|l| (l.start_offset() * dtype_bytes) % 16 == 0);
+        .all(|l| (l.start_offset() * dtype_bytes).is_multiple_of(16));
     let decode = decode_kernel(
         a.dtype_suffix,
         DecodeShape {
@@ -436,7 +436,7 @@ fn run<T: CudaDType + DeviceRepr + ValidAsZeroBits>(
             // WMMA loads need 32-byte-aligned cache rows.
             [a.k_cache.layout(), a.v_cache.layout()]
                 .iter()
-                .all(|l| (l.start_offset() * dtype_bytes) % 32 == 0),
+                .all(|l| (l.start_offset() * dtype_bytes).is_multiple_of(32)),
         );
         let prefill_kernel = if tc {
             format!("paged_prefill_tc_{}_d{d}_q{qpb}", a.dtype_suffix)
