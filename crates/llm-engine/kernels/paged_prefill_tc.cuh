@@ -13,13 +13,17 @@
 //   rescale of their half of the row's f32 accumulator O (shared memory) by exp2(m_old - m);
 //   P = exp2(S - m) rounded to the dtype (l sums the rounded values, as P·V uses them);
 //   O += P V on fragments loaded from and stored back to shared memory.
-// The output row is O / l. Shared memory per warp: Q [16][D] T, S [16][32] f32, P [16][32] T,
-// O [16][D] f32.
+// The output row is O / l. Shared memory per warp: Q [16][D] T, S [16][36] f32, P [16][40] T,
+// O [16][D] f32 (S and P rows padded against bank conflicts; O is swept in order).
 #pragma once
 #include <mma.h>
 #include "common.cuh"
 
 #define PREFILL_TC_KEYS 32
+// Row strides of S (f32) and P (T) in shared memory: padded (WMMA needs multiples of 16
+// bytes) so that the 16 rows' lanes of the softmax fall in different banks.
+#define PREFILL_TC_S_LD (PREFILL_TC_KEYS + 4)
+#define PREFILL_TC_P_LD (PREFILL_TC_KEYS + 8)
 
 template <typename T, int D, int QPB>
 __device__ void paged_prefill_tc_impl(T* __restrict__ out, const T* __restrict__ q,
@@ -31,12 +35,14 @@ __device__ void paged_prefill_tc_impl(T* __restrict__ out, const T* __restrict__
   using namespace nvcuda;
   constexpr int ROWS = 16;
   constexpr int KT = PREFILL_TC_KEYS;
+  constexpr int SLD = PREFILL_TC_S_LD;
+  constexpr int PLD = PREFILL_TC_P_LD;
   static_assert(D % 16 == 0 && D <= 256, "head_dim a multiple of 16, at most 256");
   extern __shared__ __align__(128) unsigned char smem_tc[];
   T* qs = reinterpret_cast<T*>(smem_tc);                       // [ROWS][D]
-  float* ss = reinterpret_cast<float*>(qs + ROWS * D);         // [ROWS][KT]
-  T* ps = reinterpret_cast<T*>(ss + ROWS * KT);                // [ROWS][KT]
-  float* os = reinterpret_cast<float*>(ps + ROWS * KT);        // [ROWS][D]
+  float* ss = reinterpret_cast<float*>(qs + ROWS * D);         // [ROWS][SLD]
+  T* ps = reinterpret_cast<T*>(ss + ROWS * SLD);               // [ROWS][PLD]
+  float* os = reinterpret_cast<float*>(ps + ROWS * PLD);       // [ROWS][D]
   const int lane = threadIdx.x;
 
   const uint32_t* tile = tiles + 4 * (long long)blockIdx.x;
@@ -92,7 +98,7 @@ __device__ void paged_prefill_tc_impl(T* __restrict__ out, const T* __restrict__
           wmma::load_matrix_sync(b, kp + ds * 16, D);
           wmma::mma_sync(acc, a, b, acc);
         }
-        wmma::store_matrix_sync(ss + 16 * f, acc, KT, wmma::mem_row_major);
+        wmma::store_matrix_sync(ss + 16 * f, acc, SLD, wmma::mem_row_major);
       }
     }
     __syncwarp();
@@ -104,7 +110,7 @@ __device__ void paged_prefill_tc_impl(T* __restrict__ out, const T* __restrict__
       const int col = my_half * 16 + c;
       const int key = kt + col;
       const bool visible = row_valid && key < key_hi && key <= my_pos && key >= my_lo && key >= key_lo;
-      sv[c] = visible ? ss[my_row * KT + col] * log2_scale : -INFINITY;
+      sv[c] = visible ? ss[my_row * SLD + col] * log2_scale : -INFINITY;
       round_max = fmaxf(round_max, sv[c]);
     }
     round_max = fmaxf(round_max, __shfl_xor_sync(0xffffffffu, round_max, 1));
@@ -115,15 +121,19 @@ __device__ void paged_prefill_tc_impl(T* __restrict__ out, const T* __restrict__
 #pragma unroll
     for (int c = 0; c < 16; ++c) {
       const T p = from_float<T>(m_new == -INFINITY ? 0.f : exp2f(sv[c] - m_new));
-      ps[my_row * KT + my_half * 16 + c] = p;
+      ps[my_row * PLD + my_half * 16 + c] = p;
       p_sum += to_float(p);
     }
     p_sum += __shfl_xor_sync(0xffffffffu, p_sum, 1);
     l = l * alpha + p_sum;
     m = m_new;
-    if (alpha != 1.f) {
-#pragma unroll 8
-      for (int e = my_half * (D / 2); e < (my_half + 1) * (D / 2); ++e) os[my_row * D + e] *= alpha;
+    // Rescale O by the rows' alphas: the lanes sweep O in order (conflict-free), each taking
+    // its element's row alpha from lane 2 * row.
+    if (!__all_sync(0xffffffffu, alpha == 1.f)) {
+      for (int idx = lane; idx < ROWS * D; idx += 32) {
+        const int r = idx / D;
+        os[idx] *= __shfl_sync(0xffffffffu, alpha, 2 * r);
+      }
     }
     __syncwarp();
     // O += P V.
@@ -138,7 +148,7 @@ __device__ void paged_prefill_tc_impl(T* __restrict__ out, const T* __restrict__
           const long long slot0 = (long long)table[j0 / block_size] * block_size + j0 % block_size;
           wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> a;
           wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::row_major> b;
-          wmma::load_matrix_sync(a, ps + 16 * f, KT);
+          wmma::load_matrix_sync(a, ps + 16 * f, PLD);
           wmma::load_matrix_sync(b, v_head + slot0 * D + dc * 16, D);
           wmma::mma_sync(o, a, b, o);
         }
@@ -148,11 +158,15 @@ __device__ void paged_prefill_tc_impl(T* __restrict__ out, const T* __restrict__
     __syncwarp();
   }
 
-  if (row_valid) {
-    T* o = out + (qrow0 + my_row / QPB) * row_stride + (long long)(head0 + my_row % QPB) * D;
-    const float inv = 1.f / l;
-    for (int e = my_half * (D / 2); e < (my_half + 1) * (D / 2); ++e)
-      o[e] = from_float<T>(os[my_row * D + e] * inv);
+  const float inv = row_valid ? 1.f / l : 0.f;
+  // ROWS * D is a multiple of 32: every lane runs every iteration (the shuffle needs them all).
+  for (int idx = lane; idx < ROWS * D; idx += 32) {
+    const int r = idx / D;
+    const int e = idx - r * D;
+    const float row_inv = __shfl_sync(0xffffffffu, inv, 2 * r);
+    if (r < rows)
+      out[(qrow0 + r / QPB) * row_stride + (long long)(head0 + r % QPB) * D + e] =
+          from_float<T>(os[idx] * row_inv);
   }
 }
 

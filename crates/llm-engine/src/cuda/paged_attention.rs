@@ -445,12 +445,16 @@ fn run<T: CudaDType + DeviceRepr + ValidAsZeroBits>(
         };
         let func = load(dev, a.module, &prefill_kernel)?;
         let (threads, smem) = if tc {
-            // Q [16][D] T, S [16][32] f32, P [16][32] T, O [16][D] f32 (paged_prefill_tc.cuh).
+            // Q [16][D] T, S [16][KEYS + 4] f32, P [16][KEYS + 8] T, O [16][D] f32
+            // (paged_prefill_tc.cuh).
             let rows = PREFILL_ROWS_PER_BLOCK;
             let keys = PREFILL_TC_KEYS;
             (
                 32,
-                rows * d * dtype_bytes + rows * keys * 4 + rows * keys * dtype_bytes + rows * d * 4,
+                rows * d * dtype_bytes
+                    + rows * (keys + 4) * 4
+                    + rows * (keys + 8) * dtype_bytes
+                    + rows * d * 4,
             )
         } else {
             let bk = if epl >= 8 { 8 } else { 32 };
