@@ -49,3 +49,61 @@ __device__ __forceinline__ float warp_max(float x) {
 __device__ __forceinline__ long long slot_of(const uint32_t* __restrict__ table, int pos, int block_size) {
   return (long long)table[pos / block_size] * block_size + pos % block_size;
 }
+
+// One prefill tile of the step's metadata, as every prefill kernel reads it: the tile's
+// sequence slice, first query row on the flat token axis, number of queries and their first
+// position, the block's first query head and its kv head, and the slice's block-table row.
+struct PrefillTile {
+  int slice;
+  long long qrow0;
+  int nq;
+  int p0;
+  int head0;
+  int kvh;
+  const uint32_t* table;
+};
+
+// The tile of block (blockIdx.x, blockIdx.y) for blocks of `qpb` query heads.
+__device__ __forceinline__ PrefillTile prefill_tile(const uint32_t* __restrict__ tiles,
+                                                    const uint32_t* __restrict__ block_tables,
+                                                    int max_blocks, int num_heads,
+                                                    int num_kv_heads, int qpb) {
+  const uint32_t* tile = tiles + 4 * (long long)blockIdx.x;
+  PrefillTile t;
+  t.slice = tile[0];
+  t.qrow0 = tile[1];
+  t.nq = tile[2];
+  t.p0 = tile[3];
+  t.head0 = blockIdx.y * qpb;
+  t.kvh = t.head0 / (num_heads / num_kv_heads);
+  t.table = block_tables + (long long)t.slice * max_blocks;
+  return t;
+}
+
+// The end of a decode block: merges its NW warps' partial softmax states over QPB query heads
+// (running max m and sum l at sm_m / sm_l [NW][QPB], the unnormalised output rows at sm_acc,
+// acc_stride floats per (warp, head)) and writes the QPB rows of head_dim elements at out_row.
+// LOG2: m is in the log2 domain (exp2f), else natural (expf). The caller has synchronised the
+// block after writing the partials.
+template <typename T, int QPB, int NW, bool LOG2>
+__device__ __forceinline__ void merge_warp_partials(T* __restrict__ out_row, const float* sm_m,
+                                                    const float* sm_l, const float* sm_acc,
+                                                    int acc_stride, int head_dim) {
+  for (int idx = threadIdx.x; idx < QPB * head_dim; idx += NW * 32) {
+    const int h = idx / head_dim;
+    const int e = idx - h * head_dim;
+    float big = -INFINITY;
+#pragma unroll
+    for (int w = 0; w < NW; ++w) big = fmaxf(big, sm_m[w * QPB + h]);
+    float denom = 0.f, num = 0.f;
+#pragma unroll
+    for (int w = 0; w < NW; ++w) {
+      const float mw = sm_m[w * QPB + h];
+      const float f = (mw == -INFINITY) ? 0.f : (LOG2 ? exp2f(mw - big) : expf(mw - big));
+      denom += sm_l[w * QPB + h] * f;
+      num += sm_acc[(w * QPB + h) * acc_stride + e] * f;
+    }
+    out_row[(long long)h * head_dim + e] = from_float<T>(num / denom);
+  }
+}
+

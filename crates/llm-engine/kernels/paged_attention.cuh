@@ -168,22 +168,8 @@ __device__ void paged_decode_impl(T* __restrict__ out, const T* __restrict__ q,
 #pragma unroll
     for (int i = 0; i < EPL; ++i) sm_acc[(warp * QPB + h) * 32 * EPL + e0 + i] = acc[h][i];
   __syncthreads();
-  for (int idx = threadIdx.x; idx < QPB * head_dim; idx += NW * 32) {
-    const int h = idx / head_dim;
-    const int e = idx - h * head_dim;
-    float big = -INFINITY;
-#pragma unroll
-    for (int w = 0; w < NW; ++w) big = fmaxf(big, sm_m[w * QPB + h]);
-    float denom = 0.f, num = 0.f;
-#pragma unroll
-    for (int w = 0; w < NW; ++w) {
-      const float mw = sm_m[w * QPB + h];
-      const float f = (mw == -INFINITY) ? 0.f : expf(mw - big);
-      denom += sm_l[w * QPB + h] * f;
-      num += sm_acc[(w * QPB + h) * 32 * EPL + e] * f;
-    }
-    out[qrow * row_stride + (long long)(head0 + h) * head_dim + e] = from_float<T>(num / denom);
-  }
+  merge_warp_partials<T, QPB, NW, false>(out + qrow * row_stride + (long long)head0 * head_dim,
+                                         sm_m, sm_l, sm_acc, 32 * EPL, head_dim);
 }
 
 template <typename T, int EPL, int QPB, int BK>
@@ -204,15 +190,10 @@ __device__ void paged_prefill_impl(T* __restrict__ out, const T* __restrict__ q,
   float* qs = vs + BK * D;          // [ROWS][D], row r = token (r / QPB), head (r % QPB)
   const int warp = threadIdx.x >> 5;
   const int lane = threadIdx.x & 31;
-  // tile: slice, first query row on the flat token axis, number of queries, their first position
-  const uint32_t* tile = tiles + 4 * (long long)blockIdx.x;
-  const int slice = tile[0];
-  const long long qrow0 = tile[1];
-  const int nq = tile[2];
-  const int p0 = tile[3];
-  const int head0 = blockIdx.y * QPB;
-  const int kvh = head0 / (num_heads / num_kv_heads);
-  const uint32_t* table = block_tables + (long long)slice * max_blocks;
+  const PrefillTile t = prefill_tile(tiles, block_tables, max_blocks, num_heads, num_kv_heads, QPB);
+  const long long qrow0 = t.qrow0;
+  const int nq = t.nq, p0 = t.p0, head0 = t.head0, kvh = t.kvh;
+  const uint32_t* table = t.table;
   const long long row_stride = (long long)num_heads * D;
   const T* k_head = k_cache + (long long)kvh * num_slots * D;
   const T* v_head = v_cache + (long long)kvh * num_slots * D;

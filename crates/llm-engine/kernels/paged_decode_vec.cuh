@@ -162,22 +162,8 @@ __device__ void paged_decode_vec_impl(T* __restrict__ out, const T* __restrict__
       for (int i = 0; i < VE; ++i) sm_acc[(warp * QPB + h) * D + e0 + i] = acc[h][i];
   }
   __syncthreads();
-  for (int idx = threadIdx.x; idx < QPB * D; idx += NW * 32) {
-    const int h = idx / D;
-    const int e = idx - h * D;
-    float big = -INFINITY;
-#pragma unroll
-    for (int w = 0; w < NW; ++w) big = fmaxf(big, sm_m[w * QPB + h]);
-    float denom = 0.f, num = 0.f;
-#pragma unroll
-    for (int w = 0; w < NW; ++w) {
-      const float mw = sm_m[w * QPB + h];
-      const float f = (mw == -INFINITY) ? 0.f : exp2f(mw - big);
-      denom += sm_l[w * QPB + h] * f;
-      num += sm_acc[(w * QPB + h) * D + e] * f;
-    }
-    out[qrow * row_stride + (long long)(head0 + h) * D + e] = from_float<T>(num / denom);
-  }
+  merge_warp_partials<T, QPB, NW, true>(out + qrow * row_stride + (long long)head0 * D, sm_m, sm_l,
+                                        sm_acc, D, D);
 }
 
 #define DECODE_VEC_KERNEL_NW(NAME, T, D, QPB, NW)                                                \

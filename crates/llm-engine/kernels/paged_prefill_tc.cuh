@@ -45,14 +45,10 @@ __device__ void paged_prefill_tc_impl(T* __restrict__ out, const T* __restrict__
   float* os = reinterpret_cast<float*>(ps + ROWS * PLD);       // [ROWS][D]
   const int lane = threadIdx.x;
 
-  const uint32_t* tile = tiles + 4 * (long long)blockIdx.x;
-  const int slice = tile[0];
-  const long long qrow0 = tile[1];
-  const int nq = tile[2];
-  const int p0 = tile[3];
-  const int head0 = blockIdx.y * QPB;
-  const int kvh = head0 / (num_heads / num_kv_heads);
-  const uint32_t* table = block_tables + (long long)slice * max_blocks;
+  const PrefillTile t = prefill_tile(tiles, block_tables, max_blocks, num_heads, num_kv_heads, QPB);
+  const long long qrow0 = t.qrow0;
+  const int nq = t.nq, p0 = t.p0, head0 = t.head0, kvh = t.kvh;
+  const uint32_t* table = t.table;
   const long long row_stride = (long long)num_heads * D;
   const T* k_head = k_cache + (long long)kvh * num_slots * D;
   const T* v_head = v_cache + (long long)kvh * num_slots * D;
