@@ -32,10 +32,90 @@ __device__ __forceinline__ float block_sum(float x, float* shared32) {
 // re-read their sums from memory (L1/L2) in the later passes.
 #define NORM_PER_THREAD 8
 
+// Vectors of 16 bytes each thread keeps in registers in add_norm_vec.
+#define NORM_VECS_PER_THREAD 4
+
+__device__ __forceinline__ bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+
+// The vector path of add_norm_impl: 16-byte loads and stores, the row's sums held in registers
+// (rows of up to NORM_VECS_PER_THREAD * blockDim.x vectors). Same arithmetic and rounding as the
+// element-wise path.
+template <typename T>
+__device__ void add_norm_vec(T* __restrict__ dst, const T* __restrict__ x, const T* __restrict__ delta,
+                             const T* __restrict__ weight, const T* __restrict__ bias, int rows, int hidden,
+                             float eps, bool layer_norm) {
+  constexpr int VE = 16 / sizeof(T);
+  using Vec = VecN<T, VE>;
+  __shared__ float shared32[32];
+  const long long row = blockIdx.x;
+  const int nvec = hidden / VE;
+  const Vec* xr = reinterpret_cast<const Vec*>(x + row * hidden);
+  const Vec* dr = reinterpret_cast<const Vec*>(delta + row * hidden);
+  Vec* sum_r = reinterpret_cast<Vec*>(dst + row * hidden);
+  Vec* out_r = reinterpret_cast<Vec*>(dst + ((long long)rows + row) * hidden);
+  const Vec* w = reinterpret_cast<const Vec*>(weight);
+  const Vec* b = reinterpret_cast<const Vec*>(bias);
+  float vals[NORM_VECS_PER_THREAD][VE];
+  float s = 0.f;
+#pragma unroll
+  for (int j = 0; j < NORM_VECS_PER_THREAD; ++j) {
+    const int v = threadIdx.x + j * blockDim.x;
+    if (v < nvec) {
+      const Vec a = xr[v], d = dr[v];
+      Vec h;
+#pragma unroll
+      for (int e = 0; e < VE; ++e) {
+        h.v[e] = from_float<T>(to_float(a.v[e]) + to_float(d.v[e]));
+        vals[j][e] = to_float(h.v[e]);
+        s += vals[j][e];
+      }
+      sum_r[v] = h;
+    }
+  }
+  float mean = 0.f;
+  if (layer_norm) mean = block_sum(s, shared32) / hidden;
+  float sq = 0.f;
+#pragma unroll
+  for (int j = 0; j < NORM_VECS_PER_THREAD; ++j) {
+    if (threadIdx.x + j * blockDim.x < nvec) {
+#pragma unroll
+      for (int e = 0; e < VE; ++e) {
+        const float c = vals[j][e] - mean;
+        sq += c * c;
+      }
+    }
+  }
+  const float inv = rsqrtf(block_sum(sq, shared32) / hidden + eps);
+#pragma unroll
+  for (int j = 0; j < NORM_VECS_PER_THREAD; ++j) {
+    const int v = threadIdx.x + j * blockDim.x;
+    if (v < nvec) {
+      const Vec wv = w[v];
+      Vec o;
+      if (b != nullptr) {
+        const Vec bv = b[v];
+#pragma unroll
+        for (int e = 0; e < VE; ++e)
+          o.v[e] = from_float<T>((vals[j][e] - mean) * inv * to_float(wv.v[e]) + to_float(bv.v[e]));
+      } else {
+#pragma unroll
+        for (int e = 0; e < VE; ++e) o.v[e] = from_float<T>((vals[j][e] - mean) * inv * to_float(wv.v[e]));
+      }
+      out_r[v] = o;
+    }
+  }
+}
+
 template <typename T>
 __device__ void add_norm_impl(T* __restrict__ dst, const T* __restrict__ x, const T* __restrict__ delta,
                               const T* __restrict__ weight, const T* __restrict__ bias, int rows,
                               int hidden, float eps, bool layer_norm) {
+  constexpr int VE = 16 / sizeof(T);
+  if (hidden % VE == 0 && hidden / VE <= NORM_VECS_PER_THREAD * (int)blockDim.x && aligned16(dst) &&
+      aligned16(x) && aligned16(delta) && aligned16(weight) && (bias == nullptr || aligned16(bias))) {
+    add_norm_vec<T>(dst, x, delta, weight, bias, rows, hidden, eps, layer_norm);
+    return;
+  }
   __shared__ float shared32[32];
   const long long row = blockIdx.x;
   const T* xr = x + row * hidden;
@@ -154,19 +234,85 @@ __device__ void silu_mul_impl(T* __restrict__ dst, const T* __restrict__ gate_up
   }
 }
 
-// With CACHE, k and v rows are not written to dst (which then holds only q) but straight into
-// their slots of the paged cache: k_cache/v_cache [kv_heads, num_slots, head_dim], row r to
-// slot slots[r] (what reshape_and_cache does, without the extra launches and round trip).
+// Where head `hh` of row `r` of the fused qkv goes: q heads to dst; with CACHE, k and v rows
+// straight into their slots of the paged cache (k_cache/v_cache [kv_heads, num_slots, head_dim],
+// row r to slot slots[r]: what reshape_and_cache does, without the extra launches and round
+// trip); without it, after q in dst as [k: rows*KVH*D][v: rows*KVH*D].
+template <typename T, bool CACHE>
+__device__ __forceinline__ T* split_dst(T* __restrict__ dst, long long r, int hh, long long rows, int heads,
+                                        int kv_heads, int head_dim, T* __restrict__ k_cache,
+                                        T* __restrict__ v_cache, const uint32_t* __restrict__ slots,
+                                        long long num_slots) {
+  if (hh < heads) return dst + (r * heads + hh) * head_dim;
+  const bool is_k = hh < heads + kv_heads;
+  const long long kvh = is_k ? hh - heads : hh - heads - kv_heads;
+  if (CACHE) return (is_k ? k_cache : v_cache) + (kvh * num_slots + (long long)slots[r]) * head_dim;
+  const long long q_block = rows * heads * head_dim;
+  const long long k_block = rows * kv_heads * head_dim;
+  return dst + q_block + (is_k ? 0 : k_block) + (r * kv_heads + kvh) * head_dim;
+}
+
+// The vector path of rope_split_qkv_impl: one thread per VE pairs (16-byte loads of both halves
+// and of the cos/sin row, 16-byte stores). Needs half % VE == 0 and 16-byte-aligned tensors.
+template <typename T, bool CACHE>
+__device__ void rope_split_qkv_vec(T* __restrict__ dst, const T* __restrict__ qkv, const T* __restrict__ cos_sin,
+                                   const uint32_t* __restrict__ positions, long long table_rows, long long rows,
+                                   int heads, int kv_heads, int head_dim, int rotate, T* __restrict__ k_cache,
+                                   T* __restrict__ v_cache, const uint32_t* __restrict__ slots,
+                                   long long num_slots) {
+  constexpr int VE = 16 / sizeof(T);
+  using Vec = VecN<T, VE>;
+  const int half = head_dim / 2;
+  const int chunks = half / VE;  // vectors per half head
+  const int width = (heads + 2 * kv_heads) * head_dim;
+  const int units_per_row = (heads + 2 * kv_heads) * chunks;
+  grid_stride(rows * units_per_row, [&](auto idx) {
+    const long long r = idx / units_per_row;
+    const int rem = (int)(idx - (decltype(idx))r * units_per_row);
+    const int hh = rem / chunks;
+    const int i = (rem - hh * chunks) * VE;
+    const T* src = qkv + r * width + hh * head_dim;
+    T* out = split_dst<T, CACHE>(dst, r, hh, rows, heads, kv_heads, head_dim, k_cache, v_cache, slots, num_slots);
+    const Vec a = *reinterpret_cast<const Vec*>(src + i);
+    const Vec b = *reinterpret_cast<const Vec*>(src + half + i);
+    const long long pos = rotate ? (long long)positions[r] : 0;
+    if (rotate && hh < heads + kv_heads && pos < table_rows) {
+      const T* table = cos_sin + pos * head_dim;
+      const Vec c = *reinterpret_cast<const Vec*>(table + i);
+      const Vec s = *reinterpret_cast<const Vec*>(table + half + i);
+      Vec o1, o2;
+#pragma unroll
+      for (int j = 0; j < VE; ++j) {
+        const float cj = to_float(c.v[j]), sj = to_float(s.v[j]);
+        const float x1 = to_float(a.v[j]), x2 = to_float(b.v[j]);
+        o1.v[j] = from_float<T>(x1 * cj - x2 * sj);
+        o2.v[j] = from_float<T>(x2 * cj + x1 * sj);
+      }
+      *reinterpret_cast<Vec*>(out + i) = o1;
+      *reinterpret_cast<Vec*>(out + half + i) = o2;
+    } else {
+      *reinterpret_cast<Vec*>(out + i) = a;
+      *reinterpret_cast<Vec*>(out + half + i) = b;
+    }
+  });
+}
+
+// qkv [rows, (H + 2*KVH) * D] split into q, k, v (see split_dst), q and k rotated.
 template <typename T, bool CACHE>
 __device__ void rope_split_qkv_impl(T* __restrict__ dst, const T* __restrict__ qkv, const T* __restrict__ cos_sin,
                                     const uint32_t* __restrict__ positions, long long table_rows, long long rows,
                                     int heads, int kv_heads, int head_dim, int rotate, T* __restrict__ k_cache,
                                     T* __restrict__ v_cache, const uint32_t* __restrict__ slots,
                                     long long num_slots) {
+  constexpr int VE = 16 / sizeof(T);
   const int half = head_dim / 2;
+  if (half % VE == 0 && aligned16(dst) && aligned16(qkv) && aligned16(cos_sin) &&
+      (!CACHE || (aligned16(k_cache) && aligned16(v_cache)))) {
+    rope_split_qkv_vec<T, CACHE>(dst, qkv, cos_sin, positions, table_rows, rows, heads, kv_heads, head_dim,
+                                 rotate, k_cache, v_cache, slots, num_slots);
+    return;
+  }
   const int width = (heads + 2 * kv_heads) * head_dim;
-  const long long q_block = rows * heads * head_dim;
-  const long long k_block = rows * kv_heads * head_dim;
   // One thread per pair (i, i + D/2) of a head of a row: (heads + 2*kv_heads) * half per row.
   const int pairs_per_row = (heads + 2 * kv_heads) * half;
   const long long total = rows * pairs_per_row;
@@ -176,18 +322,7 @@ __device__ void rope_split_qkv_impl(T* __restrict__ dst, const T* __restrict__ q
     const int hh = rem / half;  // head in the fused row: q heads, k heads, v heads
     const int i = rem - hh * half;
     const T* src = qkv + r * width + hh * head_dim;
-    T* out;
-    if (hh < heads) {
-      out = dst + (r * heads + hh) * head_dim;
-    } else if (CACHE) {
-      const bool is_k = hh < heads + kv_heads;
-      const long long kvh = is_k ? hh - heads : hh - heads - kv_heads;
-      out = (is_k ? k_cache : v_cache) + (kvh * num_slots + (long long)slots[r]) * head_dim;
-    } else if (hh < heads + kv_heads) {
-      out = dst + q_block + (r * kv_heads + (hh - heads)) * head_dim;
-    } else {
-      out = dst + q_block + k_block + (r * kv_heads + (hh - heads - kv_heads)) * head_dim;
-    }
+    T* out = split_dst<T, CACHE>(dst, r, hh, rows, heads, kv_heads, head_dim, k_cache, v_cache, slots, num_slots);
     // A position past the table (never scheduled: the engine caps lengths at the model's
     // max_position_embeddings, the table's length) reads nothing out of bounds.
     const long long pos = rotate ? (long long)positions[r] : 0;

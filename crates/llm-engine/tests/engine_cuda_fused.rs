@@ -6,12 +6,14 @@
 //! on a machine with an NVIDIA GPU (without one every test prints why and passes).
 //!
 //! - `add_rms_norm_matches_candle`, `add_layer_norm_matches_candle`: `x + delta` then candle's
-//!   `rms_norm` / `layer_norm`, rows 1, 7 and 300, hidden 1, 33, 1000, 4099 (more than one
-//!   element per thread, not a multiple of 32) and 9001 (past what the kernel keeps in
-//!   registers: its sums are re-read from memory).
+//!   `rms_norm` / `layer_norm`, rows 1, 7 and 300, hidden 1, 33, 1000 and 4096 (the kernel's
+//!   16-byte vector path), 4099 (element-wise: more than one element per thread, not a
+//!   multiple of 32) and 9001 (past what the element-wise path keeps in registers: its sums
+//!   are re-read from memory).
 //! - `silu_mul_matches_candle`: `silu(gate) * up`, rows 1, 5, 129, intermediate 1, 37, 2755.
 //! - `rope_split_qkv_matches_candle`: candle's `rope_thd` on q and k, plain copies of v and, with
-//!   no rotary, of all three; head counts (4, 4), (8, 2) (GQA 4), (3, 1); head_dim 6, 64, 128.
+//!   no rotary, of all three; head counts (4, 4), (8, 2) (GQA 4), (3, 1); head_dim 6
+//!   (element-wise path), 64 and 128 (16-byte vector path).
 //! - `rope_qkv_to_cache_matches_split_then_reshape_and_cache`: the fused rotary + cache write
 //!   leaves q and both whole caches exactly as `rope_split_qkv` followed by two
 //!   `reshape_and_cache` launches do (same shapes, rows 1, 9 and 200 at scattered slots).
@@ -20,6 +22,8 @@
 //!   (50257, 768), 1, 2 and 4 warps per output column and the default for the shape, with
 //!   and without bias; and the cases it must decline (M = 5, k not a whole 16-byte load, a
 //!   CPU tensor, another split).
+//! - `argmax_rows_matches_the_host`: the device argmax (greedy sampling) against the host's
+//!   `sampling::argmax`, vocab 1 to 50,257, with ties, NaN, -inf-only and NaN-only rows.
 //! - `fused_models_match_the_op_path`: every golden fixture (GPT-2, OPT, Llama, Llama-3 GQA),
 //!   all tokens' logits of a prefill step and a mixed decode/prefill-chunk step.
 //!
@@ -34,8 +38,9 @@ use llm_engine::cuda::fused::{
     add_layer_norm, add_rms_norm, rope_qkv_to_cache, rope_split_qkv, silu_mul, CacheTarget, Rotary,
 };
 use llm_engine::cuda::gemv::{small_m_linear, small_m_linear_with, small_m_linear_with_split};
-use llm_engine::cuda::reshape_and_cache;
+use llm_engine::cuda::{argmax_rows, reshape_and_cache, NO_ARGMAX};
 use llm_engine::models::{load_model, LoadFormat, ModelSource, SeqSlice};
+use llm_engine::sampling::argmax;
 use llm_engine::PagedKvStorage;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -127,7 +132,7 @@ fn add_rms_norm_matches_candle() {
     let (mut failures, mut cases) = (Vec::new(), 0);
     for dtype in DTYPES {
         for rows in [1, 7, 300] {
-            for hidden in [1, 33, 1000, 4099, 9001] {
+            for hidden in [1, 33, 1000, 4096, 4099, 9001] {
                 let x = randn(&mut rng, &[rows, hidden], dtype, &dev);
                 let d = randn(&mut rng, &[rows, hidden], dtype, &dev);
                 let w = randn(&mut rng, &[hidden], dtype, &dev);
@@ -151,7 +156,7 @@ fn add_layer_norm_matches_candle() {
     let (mut failures, mut cases) = (Vec::new(), 0);
     for dtype in DTYPES {
         for rows in [1, 7, 300] {
-            for hidden in [1, 33, 1000, 4099, 9001] {
+            for hidden in [1, 33, 1000, 4096, 4099, 9001] {
                 let x = randn(&mut rng, &[rows, hidden], dtype, &dev);
                 let d = randn(&mut rng, &[rows, hidden], dtype, &dev);
                 let w = randn(&mut rng, &[hidden], dtype, &dev);
@@ -440,6 +445,61 @@ fn gemv_matches_candle_matmul() {
         .expect("split 2 depth 8")
         .is_none());
     assert_none(failures, cases);
+}
+
+/// The device argmax against the host's `sampling::argmax` on the same f32 rows: random rows,
+/// rows with a tied maximum (lowest index wins), NaN in the row (skipped), -inf only (a real
+/// answer: index 0) and NaN only (`NO_ARGMAX`, which the host reports as `None`).
+#[test]
+fn argmax_rows_matches_the_host() {
+    let Some(dev) = gpu() else { return };
+    let mut rng = StdRng::seed_from_u64(0xA46);
+    let mut cases = 0;
+    let mut failures = Vec::new();
+    for vocab in [1usize, 3, 8, 1001, 32000, 50257] {
+        for rows in [1usize, 7, 256] {
+            let mut data: Vec<f32> = randn(&mut rng, &[rows, vocab], DType::F32, &Device::Cpu)
+                .flatten_all()
+                .and_then(|t| t.to_vec1::<f32>())
+                .expect("host rows");
+            for r in 0..rows {
+                let row = &mut data[r * vocab..(r + 1) * vocab];
+                match r % 5 {
+                    1 if vocab > 2 => {
+                        // The same maximum twice: the lower index must win.
+                        let (a, b) = (rng.random_range(0..vocab), rng.random_range(0..vocab));
+                        row[a] = 100.0;
+                        row[b] = 100.0;
+                    }
+                    2 => {
+                        row[rng.random_range(0..vocab)] = f32::NAN;
+                        row[rng.random_range(0..vocab)] = f32::NAN;
+                    }
+                    3 => row.fill(f32::NEG_INFINITY),
+                    4 if r == 4 => row.fill(f32::NAN),
+                    _ => {}
+                }
+            }
+            let logits = Tensor::from_vec(data.clone(), (rows, vocab), &dev).expect("logits");
+            let got = argmax_rows(&logits)
+                .and_then(|t| Ok(t.to_vec1::<u32>()?))
+                .expect("argmax_rows");
+            for r in 0..rows {
+                cases += 1;
+                let want = argmax(&data[r * vocab..(r + 1) * vocab]).unwrap_or(NO_ARGMAX);
+                if got[r] != want {
+                    failures.push(format!(
+                        "vocab {vocab} rows {rows} row {r}: {} != host {want}",
+                        got[r]
+                    ));
+                }
+            }
+        }
+    }
+    assert_none(failures, cases);
+    let half = Tensor::zeros((2, 4), DType::F16, &dev).expect("f16 logits");
+    let e = argmax_rows(&half).expect_err("f16 logits");
+    assert!(e.to_string().contains("argmax_rows_f32"), "{e}");
 }
 
 /// Bad shapes are a typed error naming the kernel, not a panic or a launch.

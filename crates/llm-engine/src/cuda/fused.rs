@@ -396,7 +396,7 @@ fn add_norm_launch<T: CudaDType + DeviceRepr>(
     let mut dst = output::<T>(dev, 2 * rows * hidden, kernel)?;
     let rows_i = arg_i32(rows, kernel, "rows")?;
     let hidden_i = arg_i32(hidden, kernel, "hidden")?;
-    let threads = hidden.next_multiple_of(32).min(1024);
+    let threads = norm_threads(hidden, std::mem::size_of::<T>());
     let cfg = LaunchConfig {
         grid_dim: (dim(rows, kernel, "rows")?, 1, 1),
         block_dim: (threads as u32, 1, 1),
@@ -419,6 +419,32 @@ fn add_norm_launch<T: CudaDType + DeviceRepr>(
     // dst 2 * rows * hidden (all checked above); one block per row.
     unsafe { b.launch(cfg) }.map_err(|e| kernel_error(kernel, e))?;
     Ok(CudaStorage::wrap_cuda_slice(dst, dev.clone()))
+}
+
+/// Threads of an add + norm block over rows of `hidden` elements of `elem_bytes` each: two
+/// 16-byte vectors a thread where the row splits into them (the kernel's vector path keeps up
+/// to four in registers), else one element a thread up to 1,024.
+fn norm_threads(hidden: usize, elem_bytes: usize) -> usize {
+    let per_vector = 16 / elem_bytes;
+    if hidden.is_multiple_of(per_vector) {
+        (hidden / per_vector)
+            .div_ceil(2)
+            .next_multiple_of(32)
+            .clamp(32, 1024)
+    } else {
+        hidden.next_multiple_of(32).min(1024)
+    }
+}
+
+/// Elements each thread of a rope/split launch handles per pair of half-heads: a 16-byte
+/// vector where the half head splits into them (the kernel's vector path), else one.
+fn rope_elems_per_thread(head_dim: usize, elem_bytes: usize) -> usize {
+    let per_vector = 16 / elem_bytes;
+    if (head_dim / 2).is_multiple_of(per_vector) {
+        per_vector
+    } else {
+        1
+    }
 }
 
 fn silu_mul_launch<T: CudaDType + DeviceRepr>(
@@ -482,7 +508,8 @@ fn split_launch<T: CudaDType + DeviceRepr>(
     let total = s.rows * (s.heads + 2 * s.kv_heads) * s.head_dim;
     let func = load(dev, &FUSED_OPS, kernel)?;
     let mut dst = output::<T>(dev, s.out_len, kernel)?;
-    let cfg = elementwise_config(total / 2, kernel)?;
+    let per_thread = rope_elems_per_thread(s.head_dim, std::mem::size_of::<T>());
+    let cfg = elementwise_config(total / 2 / per_thread, kernel)?;
     let table_rows = rotary.map_or(0, |(t, _)| t.dim(0).unwrap_or(0)) as i64;
     let rows_i = s.rows as i64;
     let heads_i = arg_i32(s.heads, kernel, "heads")?;

@@ -21,7 +21,7 @@
 use std::collections::HashMap;
 
 use candle_core::cuda_backend::cudarc::driver::{sys, CudaGraph};
-use candle_core::{DType, Device, Tensor, D};
+use candle_core::{DType, Device, Tensor};
 
 use crate::error::{EngineError, Result};
 use crate::models::{BatchLayout, CausalLm, FixedLayout, PagedKvStorage, SeqSlice};
@@ -109,14 +109,14 @@ impl DecodeGraphs {
         let layout = BatchLayout::new_fixed(slices, model.config(), kv, &fixed)?;
         if let Some(graph) = &entry.graph {
             graph.launch().map_err(graph_error)?;
-            return Ok(Some(entry.tokens.to_vec1::<u32>()?));
+            return Ok(Some(greedy_ids_to_host(&entry.tokens)?));
         }
         let stream = cuda.cuda_stream();
         let _upload_cache = cuda.enable_cuda_graph_htod_cache();
         if !entry.warmed {
             greedy_into(model, &layout, kv, &entry.tokens)?;
             entry.warmed = true;
-            return Ok(Some(entry.tokens.to_vec1::<u32>()?));
+            return Ok(Some(greedy_ids_to_host(&entry.tokens)?));
         }
         stream
             .begin_capture(sys::CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_RELAXED)
@@ -128,7 +128,7 @@ impl DecodeGraphs {
                 graph.launch().map_err(graph_error)?;
                 entry.graph = Some(graph);
                 tracing::debug!(batch, "captured a CUDA graph of the decode step");
-                Ok(Some(entry.tokens.to_vec1::<u32>()?))
+                Ok(Some(greedy_ids_to_host(&entry.tokens)?))
             }
             (recorded, graph) => {
                 let why = match (recorded, graph) {
@@ -156,9 +156,20 @@ fn greedy_into(
     tokens: &Tensor,
 ) -> Result<()> {
     let logits = model.forward_layout(layout, kv)?;
-    let ids = logits.argmax(D::Minus1)?;
+    let ids = crate::cuda::argmax_rows(&logits)?;
     tokens.slice_set(&ids, 0, 0)?;
     Ok(())
+}
+
+/// The ids of a greedy step on the host; a row with no non-NaN logit is an error.
+pub(super) fn greedy_ids_to_host(ids: &Tensor) -> Result<Vec<u32>> {
+    let ids = ids.to_vec1::<u32>()?;
+    match ids.iter().position(|&t| t == crate::cuda::NO_ARGMAX) {
+        Some(row) => Err(EngineError::InvalidBatch(format!(
+            "no finite logit in row {row} of the step"
+        ))),
+        None => Ok(ids),
+    }
 }
 
 fn graph_error(e: impl std::fmt::Display) -> EngineError {

@@ -538,6 +538,10 @@ impl Engine {
         // On a GPU, an all-greedy batch takes its argmax on the device (n ids come back, not
         // n × vocab logits).
         if !self.model.device().is_cpu() && reqs.iter().all(|r| r.params.is_greedy()) {
+            #[cfg(feature = "cuda")]
+            if logits.device().is_cuda() {
+                return cuda_graph::greedy_ids_to_host(&crate::cuda::argmax_rows(logits)?);
+            }
             return Ok(logits.argmax(candle_core::D::Minus1)?.to_vec1::<u32>()?);
         }
         let flat = logits.flatten_all()?.to_vec1::<f32>()?;
