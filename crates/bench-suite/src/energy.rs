@@ -14,8 +14,14 @@
 //! over a short window by the driver, so phases shorter than a sample interval are
 //! approximate.
 //!
+//! The samples inside each phase's steps also say whether it ran at full clock or at the
+//! board's power limit ([`ClocksByPhase`]): a power-bound phase gains from less work per
+//! token, hardly from faster kernels.
+//!
 //! On a CPU (or without NVML) nothing is sampled: every energy figure is `null` and
 //! `unavailable` says why — never zero.
+
+mod phase_clocks;
 
 use std::time::Duration;
 
@@ -23,6 +29,8 @@ use llm_engine::engine::DeviceSpec;
 use llm_engine::Engine;
 use metrics::sampler::{GpuSample, GpuSampler, GpuTrace};
 use serde::{Deserialize, Serialize};
+
+pub use phase_clocks::{clocks_by_phase, ClocksByPhase, PhaseClocks, POWER_BOUND_FRACTION};
 
 /// How often the meter samples the GPU.
 pub const SAMPLE_INTERVAL: Duration = Duration::from_millis(50);
@@ -103,6 +111,10 @@ pub struct EnergyReport {
     pub throttle_reasons: Vec<String>,
     /// Samples taken.
     pub samples: usize,
+    /// SM clock and power-limit events of the prefill and of the decode steps: whether each
+    /// phase ran at full clock or at the board's power limit (absent in older result files).
+    #[serde(default)]
+    pub clocks_by_phase: ClocksByPhase,
 }
 
 impl EnergyReport {
@@ -124,6 +136,7 @@ impl EnergyReport {
             throttled: false,
             throttle_reasons: Vec::new(),
             samples: 0,
+            clocks_by_phase: ClocksByPhase::default(),
         }
     }
 
@@ -166,6 +179,7 @@ impl EnergyReport {
             throttled: summary.throttled,
             throttle_reasons: summary.throttle_reasons.clone(),
             samples: summary.samples,
+            clocks_by_phase: clocks_by_phase(&trace.samples, offset_s, windows),
         }
     }
 }

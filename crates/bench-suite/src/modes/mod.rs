@@ -26,7 +26,7 @@ use metrics::ServingMetrics;
 use serde::Serialize;
 
 use crate::dataset::{DatasetSpec, LengthSpec};
-use crate::energy::EnergyReport;
+use crate::energy::{ClocksByPhase, EnergyReport};
 
 pub use driver::SamplingTemplate;
 pub use header::RunHeader;
@@ -129,6 +129,45 @@ pub(crate) fn energy_lines(e: &EnergyReport) -> String {
             p.decode_j,
             f(e.decode_joules_per_token, "J"),
             p.idle_j
+        );
+    }
+    out + &phase_clock_lines(&e.clocks_by_phase)
+}
+
+/// "Clocks by phase: ..." and, for a phase held at the power limit, what that means.
+fn phase_clock_lines(c: &ClocksByPhase) -> String {
+    let phases = [("prefill", c.prefill), ("decode", c.decode)];
+    let parts: Vec<String> = phases
+        .iter()
+        .filter_map(|(name, p)| p.map(|p| (name, p)))
+        .map(|(name, p)| {
+            let clock = p
+                .median_sm_clock_mhz
+                .map_or("n/a".to_string(), |m| format!("{m} MHz"));
+            let capped = p.power_capped_fraction.map_or("n/a".to_string(), |f| {
+                format!("{:.0}% of samples", 100.0 * f)
+            });
+            format!("{name} SM clock median {clock}, at the power limit in {capped}")
+        })
+        .collect();
+    if parts.is_empty() {
+        return String::new();
+    }
+    let mut out = format!(
+        "Clocks by phase: {}
+",
+        parts.join("; ")
+    );
+    let bound: Vec<&str> = phases
+        .iter()
+        .filter(|(_, p)| p.is_some_and(|p| p.is_power_bound()))
+        .map(|(name, _)| *name)
+        .collect();
+    if !bound.is_empty() {
+        out += &format!(
+            "Power-bound: {} ran at the board's power limit; there throughput follows energy per \
+             token (less work or fewer bytes per token), not kernel speed alone\n",
+            bound.join(" and ")
         );
     }
     out

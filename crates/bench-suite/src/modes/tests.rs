@@ -141,3 +141,35 @@ fn serve_respects_arrivals_and_the_concurrency_cap() -> Result<()> {
     assert!(r.summary().contains("Serving Benchmark Result"));
     Ok(())
 }
+
+#[test]
+fn phase_clock_lines_name_a_power_bound_phase() {
+    use crate::energy::{ClocksByPhase, PhaseClocks};
+    let phase = |clock, capped| PhaseClocks {
+        samples: 10,
+        median_sm_clock_mhz: Some(clock),
+        mean_power_w: Some(690.0),
+        power_capped_fraction: Some(capped),
+    };
+    let none = super::phase_clock_lines(&ClocksByPhase::default());
+    assert_eq!(none, "", "no samples, no line");
+    let calm = super::phase_clock_lines(&ClocksByPhase {
+        prefill: Some(phase(1980, 0.0)),
+        decode: Some(phase(1980, 0.1)),
+    });
+    assert!(
+        calm.starts_with("Clocks by phase: prefill SM clock median 1980 MHz"),
+        "{calm}"
+    );
+    assert!(!calm.contains("Power-bound"), "{calm}");
+    let capped = super::phase_clock_lines(&ClocksByPhase {
+        prefill: Some(phase(1485, 1.0)),
+        decode: Some(phase(1755, 0.5)),
+    });
+    assert!(
+        capped.contains("at the power limit in 100% of samples"),
+        "{capped}"
+    );
+    assert!(capped.contains("Power-bound: prefill ran at"), "{capped}");
+    assert!(!capped.contains("prefill and decode"), "{capped}");
+}
