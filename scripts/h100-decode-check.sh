@@ -52,3 +52,7 @@ done
 python3 $G/torch_peers.py generate --model llama-2-7b --batch-sizes 1 --input-len 128 --output-len 128 --static-compile --json "$OUT/peer_bs1.json" 2>&1 | grep 'tok/s'
 python3 $G/torch_peers.py generate --model llama-2-7b --batch-sizes 256 --input-len 128 --output-len 128 --json "$OUT/peer_bs256.json" 2>&1 | grep 'tok/s'
 [ "${PROFILE:-1}" = 0 ] || bash scripts/h100-profile.sh
+# The device tool brings back a limited number of files: PACK=1 leaves one archive.
+if [ "${PACK:-0}" = 1 ]; then
+  (cd "$OUT" && tar czf ../check-out.tgz . && find . -mindepth 1 -delete && mv ../check-out.tgz all.tgz)
+fi
