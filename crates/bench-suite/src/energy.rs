@@ -320,7 +320,8 @@ mod tests {
         }
     }
 
-    fn window(start_s: f64, end_s: f64, prefill: usize, decode: usize) -> StepWindow {
+    /// A step window (also used by the phase-clock tests).
+    pub(super) fn window(start_s: f64, end_s: f64, prefill: usize, decode: usize) -> StepWindow {
         StepWindow {
             start_s,
             end_s,

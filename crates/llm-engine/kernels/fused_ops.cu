@@ -252,29 +252,31 @@ __device__ __forceinline__ T* split_dst(T* __restrict__ dst, long long r, int hh
   return dst + q_block + (is_k ? 0 : k_block) + (r * kv_heads + kvh) * head_dim;
 }
 
-// The vector path of rope_split_qkv_impl: one thread per VE pairs (16-byte loads of both halves
-// and of the cos/sin row, 16-byte stores). Needs half % VE == 0 and 16-byte-aligned tensors.
-template <typename T, bool CACHE>
-__device__ void rope_split_qkv_vec(T* __restrict__ dst, const T* __restrict__ qkv, const T* __restrict__ cos_sin,
-                                   const uint32_t* __restrict__ positions, long long table_rows, long long rows,
-                                   int heads, int kv_heads, int head_dim, int rotate, T* __restrict__ k_cache,
-                                   T* __restrict__ v_cache, const uint32_t* __restrict__ slots,
-                                   long long num_slots) {
-  constexpr int VE = 16 / sizeof(T);
-  using Vec = VecN<T, VE>;
+// qkv [rows, (H + 2*KVH) * D] split into q, k, v (see split_dst), q and k rotated: one thread
+// per N consecutive pairs (i, i + D/2) of a head ("rotate half"), read and written as N-element
+// vectors (N = 16 bytes' worth on the vector path, 1 element-wise). Needs half % N == 0 and
+// N-element-aligned tensors.
+template <typename T, bool CACHE, int N>
+__device__ void rope_split_qkv_n(T* __restrict__ dst, const T* __restrict__ qkv, const T* __restrict__ cos_sin,
+                                 const uint32_t* __restrict__ positions, long long table_rows, long long rows,
+                                 int heads, int kv_heads, int head_dim, int rotate, T* __restrict__ k_cache,
+                                 T* __restrict__ v_cache, const uint32_t* __restrict__ slots, long long num_slots) {
+  using Vec = VecN<T, N>;
   const int half = head_dim / 2;
-  const int chunks = half / VE;  // vectors per half head
+  const int chunks = half / N;  // vectors per half head
   const int width = (heads + 2 * kv_heads) * head_dim;
   const int units_per_row = (heads + 2 * kv_heads) * chunks;
   grid_stride(rows * units_per_row, [&](auto idx) {
     const long long r = idx / units_per_row;
     const int rem = (int)(idx - (decltype(idx))r * units_per_row);
-    const int hh = rem / chunks;
-    const int i = (rem - hh * chunks) * VE;
+    const int hh = rem / chunks;  // head in the fused row: q heads, k heads, v heads
+    const int i = (rem - hh * chunks) * N;
     const T* src = qkv + r * width + hh * head_dim;
     T* out = split_dst<T, CACHE>(dst, r, hh, rows, heads, kv_heads, head_dim, k_cache, v_cache, slots, num_slots);
     const Vec a = *reinterpret_cast<const Vec*>(src + i);
     const Vec b = *reinterpret_cast<const Vec*>(src + half + i);
+    // A position past the table (never scheduled: the engine caps lengths at the model's
+    // max_position_embeddings, the table's length) reads nothing out of bounds.
     const long long pos = rotate ? (long long)positions[r] : 0;
     if (rotate && hh < heads + kv_heads && pos < table_rows) {
       const T* table = cos_sin + pos * head_dim;
@@ -282,7 +284,7 @@ __device__ void rope_split_qkv_vec(T* __restrict__ dst, const T* __restrict__ qk
       const Vec s = *reinterpret_cast<const Vec*>(table + half + i);
       Vec o1, o2;
 #pragma unroll
-      for (int j = 0; j < VE; ++j) {
+      for (int j = 0; j < N; ++j) {
         const float cj = to_float(c.v[j]), sj = to_float(s.v[j]);
         const float x1 = to_float(a.v[j]), x2 = to_float(b.v[j]);
         o1.v[j] = from_float<T>(x1 * cj - x2 * sj);
@@ -297,7 +299,8 @@ __device__ void rope_split_qkv_vec(T* __restrict__ dst, const T* __restrict__ qk
   });
 }
 
-// qkv [rows, (H + 2*KVH) * D] split into q, k, v (see split_dst), q and k rotated.
+// The 16-byte vector path where the half head splits into vectors and the tensors are
+// aligned, else element-wise.
 template <typename T, bool CACHE>
 __device__ void rope_split_qkv_impl(T* __restrict__ dst, const T* __restrict__ qkv, const T* __restrict__ cos_sin,
                                     const uint32_t* __restrict__ positions, long long table_rows, long long rows,
@@ -305,40 +308,14 @@ __device__ void rope_split_qkv_impl(T* __restrict__ dst, const T* __restrict__ q
                                     T* __restrict__ v_cache, const uint32_t* __restrict__ slots,
                                     long long num_slots) {
   constexpr int VE = 16 / sizeof(T);
-  const int half = head_dim / 2;
-  if (half % VE == 0 && aligned16(dst) && aligned16(qkv) && aligned16(cos_sin) &&
+  if ((head_dim / 2) % VE == 0 && aligned16(dst) && aligned16(qkv) && aligned16(cos_sin) &&
       (!CACHE || (aligned16(k_cache) && aligned16(v_cache)))) {
-    rope_split_qkv_vec<T, CACHE>(dst, qkv, cos_sin, positions, table_rows, rows, heads, kv_heads, head_dim,
-                                 rotate, k_cache, v_cache, slots, num_slots);
-    return;
+    rope_split_qkv_n<T, CACHE, VE>(dst, qkv, cos_sin, positions, table_rows, rows, heads, kv_heads, head_dim,
+                                   rotate, k_cache, v_cache, slots, num_slots);
+  } else {
+    rope_split_qkv_n<T, CACHE, 1>(dst, qkv, cos_sin, positions, table_rows, rows, heads, kv_heads, head_dim,
+                                  rotate, k_cache, v_cache, slots, num_slots);
   }
-  const int width = (heads + 2 * kv_heads) * head_dim;
-  // One thread per pair (i, i + D/2) of a head of a row: (heads + 2*kv_heads) * half per row.
-  const int pairs_per_row = (heads + 2 * kv_heads) * half;
-  const long long total = rows * pairs_per_row;
-  grid_stride(total, [&](auto idx) {
-    const long long r = idx / pairs_per_row;
-    const int rem = (int)(idx - (decltype(idx))r * pairs_per_row);
-    const int hh = rem / half;  // head in the fused row: q heads, k heads, v heads
-    const int i = rem - hh * half;
-    const T* src = qkv + r * width + hh * head_dim;
-    T* out = split_dst<T, CACHE>(dst, r, hh, rows, heads, kv_heads, head_dim, k_cache, v_cache, slots, num_slots);
-    // A position past the table (never scheduled: the engine caps lengths at the model's
-    // max_position_embeddings, the table's length) reads nothing out of bounds.
-    const long long pos = rotate ? (long long)positions[r] : 0;
-    if (rotate && hh < heads + kv_heads && pos < table_rows) {
-      const T* table = cos_sin + pos * head_dim;
-      const float c = to_float(table[i]);
-      const float s = to_float(table[half + i]);
-      const float x1 = to_float(src[i]);
-      const float x2 = to_float(src[half + i]);
-      out[i] = from_float<T>(x1 * c - x2 * s);
-      out[half + i] = from_float<T>(x2 * c + x1 * s);
-    } else {
-      out[i] = src[i];
-      out[half + i] = src[half + i];
-    }
-  });
 }
 
 #define FUSED_OPS(NAME, T)                                                                          \

@@ -105,6 +105,7 @@ pub fn clocks_by_phase(
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::window;
     use super::*;
 
     fn sample(t_s: f64, clock: u32, power: f64, mask: u64) -> GpuSample {
@@ -119,15 +120,6 @@ mod tests {
             sm_clock_mhz: Some(clock),
             mem_clock_mhz: None,
             clock_event_mask: Some(mask),
-        }
-    }
-
-    fn window(start_s: f64, end_s: f64, prefill: usize, decode: usize) -> StepWindow {
-        StepWindow {
-            start_s,
-            end_s,
-            prefill_tokens: prefill,
-            decode_tokens: decode,
         }
     }
 
