@@ -59,16 +59,6 @@ pub struct AttentionMetadata {
     pub max_context_len: usize,
 }
 
-/// `LLM_ENGINE_DECODE_AS_PREFILL=1` (an A/B switch, read once): one-token slices become
-/// one-query prefill tiles, so the CUDA prefill kernel (on the tensor cores where it applies)
-/// runs the decode steps' attention instead of the decode kernels.
-fn decode_as_prefill() -> bool {
-    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ON.get_or_init(|| {
-        std::env::var("LLM_ENGINE_DECODE_AS_PREFILL").is_ok_and(|v| v.trim() == "1")
-    })
-}
-
 /// [`AttentionMetadata`]'s contents on the host, before the upload: one u32 buffer with the
 /// six sections in field order, and the sizes the kernels' launches need.
 #[derive(Debug, Clone)]
@@ -145,7 +135,7 @@ impl MetadataHost {
             ctx_lens.push(u32_of(ctx, "context length")?);
             starts.push(u32_of(off, "token offset")?);
             let len = s.token_ids.len();
-            if len == 1 && !decode_as_prefill() {
+            if len == 1 {
                 decodes.push(u32_of(i, "slice index")?);
             } else {
                 for first in (0..len).step_by(tokens_per_tile) {
