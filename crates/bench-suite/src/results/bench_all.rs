@@ -522,6 +522,14 @@ fn llm_stage(
         joules_per_output_token: e.joules_per_output_token,
         tokens_per_joule,
         energy_unavailable: e.unavailable.clone(),
+        prefill_power_capped_fraction: e
+            .clocks_by_phase
+            .prefill
+            .and_then(|p| p.power_capped_fraction),
+        decode_power_capped_fraction: e
+            .clocks_by_phase
+            .decode
+            .and_then(|p| p.power_capped_fraction),
         report: full,
     })
 }

@@ -112,6 +112,13 @@ pub struct LlmEntry {
     pub tokens_per_joule: Option<f64>,
     /// Why there is no energy figure, when there is none.
     pub energy_unavailable: Option<String>,
+    /// Share of the prefill steps' GPU samples at the board's power limit, `0..=1` (absent
+    /// without samples, and in older result files).
+    #[serde(default)]
+    pub prefill_power_capped_fraction: Option<f64>,
+    /// Share of the decode-only steps' GPU samples at the board's power limit, `0..=1`.
+    #[serde(default)]
+    pub decode_power_capped_fraction: Option<f64>,
     /// The whole llm-bench (offline mode) report.
     pub report: serde_json::Value,
 }

@@ -2,7 +2,8 @@
 
 use std::fmt::Write as _;
 
-use super::report::BenchmarkReport;
+use super::report::{BenchmarkReport, LlmEntry};
+use crate::energy::POWER_BOUND_FRACTION;
 
 fn f(v: Option<f64>, decimals: usize) -> String {
     match v {
@@ -16,6 +17,32 @@ fn pct_text(v: Option<f64>) -> String {
         Some(x) if x.is_finite() => format!("{x:.1}%"),
         _ => "n/a".to_string(),
     }
+}
+
+/// "power-bound: prefill and decode ran at the board's power limit (95% / 100% of samples)"
+/// when a phase spent at least [`POWER_BOUND_FRACTION`] of its samples there.
+fn power_bound_note(e: &LlmEntry) -> Option<String> {
+    let phases = [
+        ("prefill", e.prefill_power_capped_fraction),
+        ("decode", e.decode_power_capped_fraction),
+    ];
+    let bound: Vec<(&str, f64)> = phases
+        .iter()
+        .filter_map(|&(name, f)| f.filter(|f| *f >= POWER_BOUND_FRACTION).map(|f| (name, f)))
+        .collect();
+    if bound.is_empty() {
+        return None;
+    }
+    let names: Vec<&str> = bound.iter().map(|(n, _)| *n).collect();
+    let shares: Vec<String> = bound
+        .iter()
+        .map(|(_, f)| format!("{:.0}%", 100.0 * f))
+        .collect();
+    Some(format!(
+        "power-bound: {} ran at the board's power limit ({} of samples); throughput there follows energy per token",
+        names.join(" and "),
+        shares.join(" / ")
+    ))
 }
 
 /// Renders the summary: machine, GPU facts, GEMM, bandwidth, LLM throughput and latency per
@@ -139,6 +166,9 @@ pub fn render_summary(r: &BenchmarkReport) -> String {
                 (None, None) => "n/a".to_string(),
             }
         );
+        if let Some(note) = power_bound_note(e) {
+            let _ = writeln!(s, "  {:<12} {note}", "");
+        }
     }
 
     if !r.batch_sweeps.is_empty() {
@@ -222,4 +252,41 @@ pub fn render_summary(r: &BenchmarkReport) -> String {
     }
     let _ = writeln!(s, "{rule}");
     s
+}
+
+#[cfg(test)]
+mod power_bound_tests {
+    use super::power_bound_note;
+    use crate::results::report::LlmEntry;
+
+    fn entry(prefill: Option<f64>, decode: Option<f64>) -> LlmEntry {
+        let mut e: LlmEntry = serde_json::from_value(serde_json::json!({
+            "model": "m", "device": "cuda:0", "dtype": "f16", "num_prompts": 1, "input_len": 1,
+            "max_tokens": 1, "load_time_s": 0.0, "inference_time_s": 1.0, "total_tokens": 1,
+            "throughput_tokens_per_sec": 1.0, "latency_per_request_ms": 1.0,
+            "memory_used_gb": 0.0, "memory_utilization_pct": 0.0, "mean_ttft_ms": null,
+            "p99_ttft_ms": null, "mean_tpot_ms": null, "p99_tpot_ms": null,
+            "mean_e2el_ms": null, "p99_e2el_ms": null, "energy_j": null, "avg_power_w": null,
+            "peak_power_w": null, "joules_per_output_token": null, "tokens_per_joule": null,
+            "energy_unavailable": null, "report": {}
+        }))
+        .expect("an entry without the power fields (an older result file) still reads");
+        e.prefill_power_capped_fraction = prefill;
+        e.decode_power_capped_fraction = decode;
+        e
+    }
+
+    #[test]
+    fn only_phases_mostly_at_the_limit_are_named() {
+        assert_eq!(power_bound_note(&entry(None, None)), None);
+        assert_eq!(power_bound_note(&entry(Some(0.5), Some(0.1))), None);
+        let note = power_bound_note(&entry(Some(0.95), Some(1.0))).expect("both bound");
+        assert!(
+            note.starts_with("power-bound: prefill and decode ran"),
+            "{note}"
+        );
+        assert!(note.contains("(95% / 100% of samples)"), "{note}");
+        let note = power_bound_note(&entry(Some(0.2), Some(0.9))).expect("decode bound");
+        assert!(note.starts_with("power-bound: decode ran"), "{note}");
+    }
 }

@@ -185,6 +185,8 @@ pub fn tables(report: &BenchmarkReport) -> Vec<Table> {
             "avg_power_w",
             "joules_per_output_token",
             "tokens_per_joule",
+            "prefill_power_capped_fraction",
+            "decode_power_capped_fraction",
         ],
     );
     for e in &report.llm {
@@ -211,6 +213,8 @@ pub fn tables(report: &BenchmarkReport) -> Vec<Table> {
             opt(e.avg_power_w),
             opt(e.joules_per_output_token),
             opt(e.tokens_per_joule),
+            opt(e.prefill_power_capped_fraction),
+            opt(e.decode_power_capped_fraction),
         ]);
     }
     let mut sweep = Table::new(
