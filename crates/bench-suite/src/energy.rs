@@ -30,7 +30,9 @@ use llm_engine::Engine;
 use metrics::sampler::{GpuSample, GpuSampler, GpuTrace};
 use serde::{Deserialize, Serialize};
 
-pub use phase_clocks::{clocks_by_phase, ClocksByPhase, PhaseClocks, POWER_BOUND_FRACTION};
+pub use phase_clocks::{
+    clocks_by_phase, is_power_bound_fraction, ClocksByPhase, PhaseClocks, POWER_BOUND_FRACTION,
+};
 
 /// How often the meter samples the GPU.
 pub const SAMPLE_INTERVAL: Duration = Duration::from_millis(50);

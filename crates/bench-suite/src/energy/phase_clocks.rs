@@ -16,6 +16,12 @@ use super::StepWindow;
 /// Share of a phase's samples at the power limit from which the phase counts as power-bound.
 pub const POWER_BOUND_FRACTION: f64 = 0.8;
 
+/// Whether a phase with this share of its samples at the power limit counts as power-bound
+/// (at least [`POWER_BOUND_FRACTION`]; `None`, no reason masks, never does).
+pub fn is_power_bound_fraction(power_capped_fraction: Option<f64>) -> bool {
+    power_capped_fraction.is_some_and(|f| f >= POWER_BOUND_FRACTION)
+}
+
 /// The clock events that mean "held down to stay within the board's power limit".
 const POWER_LIMIT_EVENTS: u64 =
     ThrottleReasons::SW_POWER_CAP.bits() | ThrottleReasons::HW_POWER_BRAKE_SLOWDOWN.bits();
@@ -38,8 +44,7 @@ impl PhaseClocks {
     /// Whether the phase ran at the power limit in at least [`POWER_BOUND_FRACTION`] of its
     /// samples.
     pub fn is_power_bound(&self) -> bool {
-        self.power_capped_fraction
-            .is_some_and(|f| f >= POWER_BOUND_FRACTION)
+        is_power_bound_fraction(self.power_capped_fraction)
     }
 
     fn from_samples(samples: &[&GpuSample]) -> Option<PhaseClocks> {

@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use super::report::{BenchmarkReport, LlmEntry};
-use crate::energy::POWER_BOUND_FRACTION;
+use crate::energy::is_power_bound_fraction;
 
 fn f(v: Option<f64>, decimals: usize) -> String {
     match v {
@@ -20,7 +20,7 @@ fn pct_text(v: Option<f64>) -> String {
 }
 
 /// "power-bound: prefill and decode ran at the board's power limit (95% / 100% of samples)"
-/// when a phase spent at least [`POWER_BOUND_FRACTION`] of its samples there.
+/// when a phase spent at least [`crate::energy::POWER_BOUND_FRACTION`] of its samples there.
 fn power_bound_note(e: &LlmEntry) -> Option<String> {
     let phases = [
         ("prefill", e.prefill_power_capped_fraction),
@@ -28,7 +28,7 @@ fn power_bound_note(e: &LlmEntry) -> Option<String> {
     ];
     let bound: Vec<(&str, f64)> = phases
         .iter()
-        .filter_map(|&(name, f)| f.filter(|f| *f >= POWER_BOUND_FRACTION).map(|f| (name, f)))
+        .filter_map(|&(name, f)| f.filter(|_| is_power_bound_fraction(f)).map(|f| (name, f)))
         .collect();
     if bound.is_empty() {
         return None;
