@@ -105,6 +105,8 @@ fn cases() -> Vec<Case> {
         c(DType::F32, 128, 2, 4, 16, 12, None),
         c(DType::F32, 64, 2, 1, 32, 3, None),
         c(DType::F16, 128, 2, 4, 16, 24, Some(37)),
+        c(DType::F16, 128, 8, 1, 32, 64, Some(100)),
+        c(DType::BF16, 64, 1, 8, 16, 20, Some(45)),
         c(DType::F32, 64, 1, 8, 16, 6, Some(20)),
         c(DType::F16, 16, 2, 2, 16, 8, None), // the golden fixtures' head_dim
         c(DType::F16, 80, 2, 1, 16, 7, None), // not a multiple of 32: the unaligned path
