@@ -33,49 +33,7 @@
 // memory as paged_decode_vec_* (block table [max_blocks] u32, m [NW][QPB], l [NW][QPB],
 // acc [NW][QPB][D], merged by merge_warp_partials), then Q [8][D] in the dtype.
 #pragma once
-#include "common.cuh"
-
-// One word (two elements) of a 16-byte vector; `i` is a constant after unrolling.
-__device__ __forceinline__ uint32_t vec_word(const uint4& v, int i) {
-  return i == 0 ? v.x : (i == 1 ? v.y : (i == 2 ? v.z : v.w));
-}
-
-// The mma and the packing of two f32 into one register of the dtype.
-template <typename T> struct DecodeTcOps;
-
-template <> struct DecodeTcOps<__half> {
-  // Packs (lo, hi) rounded to f16; lo_r / hi_r get the rounded values back (the softmax sum
-  // adds what P·V multiplies).
-  static __device__ __forceinline__ uint32_t pack(float lo, float hi, float& lo_r, float& hi_r) {
-    const __half2 h = __floats2half2_rn(lo, hi);
-    lo_r = __low2float(h);
-    hi_r = __high2float(h);
-    return *reinterpret_cast<const uint32_t*>(&h);
-  }
-  static __device__ __forceinline__ void mma(float (&c)[4], uint32_t a0, uint32_t a1, uint32_t a2,
-                                             uint32_t a3, uint32_t b0, uint32_t b1) {
-    asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
-        "{%8,%9}, {%0,%1,%2,%3};"
-        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
-  }
-};
-
-template <> struct DecodeTcOps<__nv_bfloat16> {
-  static __device__ __forceinline__ uint32_t pack(float lo, float hi, float& lo_r, float& hi_r) {
-    const __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi);
-    lo_r = __low2float(h);
-    hi_r = __high2float(h);
-    return *reinterpret_cast<const uint32_t*>(&h);
-  }
-  static __device__ __forceinline__ void mma(float (&c)[4], uint32_t a0, uint32_t a1, uint32_t a2,
-                                             uint32_t a3, uint32_t b0, uint32_t b1) {
-    asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
-        "{%8,%9}, {%0,%1,%2,%3};"
-        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
-  }
-};
+#include "mma.cuh"
 
 template <typename T, int D, int QPB, int NW>
 __device__ void paged_decode_tc_impl(T* __restrict__ out, const T* __restrict__ q,
@@ -89,7 +47,7 @@ __device__ void paged_decode_tc_impl(T* __restrict__ out, const T* __restrict__ 
   static_assert(sizeof(T) == 2, "f16 / bf16");
   static_assert(D % 64 == 0 && D <= 256, "head_dim a multiple of 64");
   static_assert(QPB >= 1 && QPB <= 8, "at most 8 query heads (the mma's n)");
-  using Ops = DecodeTcOps<T>;
+  using Ops = MmaOps<T>;
   constexpr int CH = D / 16;  // 16-dim chunks: mma per product per tile
   constexpr int KV = D / 32;  // 16-byte vectors of a lane's quarter of a K row
   constexpr int VV = D / 64;  // 16-byte vectors of a lane's eighth of a V row

@@ -97,6 +97,19 @@ fn prefill_on_tensor_cores(
         && aligned_32
 }
 
+/// Head dims the register-resident prefill kernels are built for (`PREFILL_MMA_KERNELS`).
+const PREFILL_MMA_HEAD_DIMS: [usize; 2] = [64, 128];
+
+/// Whether a tensor-core prefill launch runs `paged_prefill_mma_*` (fragments in registers,
+/// head_dims 64 and 128, 16-byte-aligned q) rather than `paged_prefill_tc_*` (WMMA through
+/// shared memory). `LLM_ENGINE_PREFILL_MMA=0` (read once) keeps `paged_prefill_tc_*`.
+fn prefill_in_registers(head_dim: usize, q_aligned_16: bool) -> bool {
+    static ENABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let enabled =
+        *ENABLED.get_or_init(|| super::env_choice("LLM_ENGINE_PREFILL_MMA", &[0, 1]) != Some(0));
+    enabled && PREFILL_MMA_HEAD_DIMS.contains(&head_dim) && q_aligned_16
+}
+
 /// Shared memory a kernel may take without opting in (48 KiB).
 const DEFAULT_SHARED_MEMORY: usize = 48 * 1024;
 
@@ -480,13 +493,20 @@ fn run<T: CudaDType + DeviceRepr + ValidAsZeroBits>(
                 .iter()
                 .all(|l| (l.start_offset() * dtype_bytes).is_multiple_of(32)),
         );
-        let prefill_kernel = if tc {
+        let q_aligned_16 = (a.q.layout().start_offset() * dtype_bytes).is_multiple_of(16);
+        let in_registers = tc && prefill_in_registers(d, q_aligned_16);
+        let prefill_kernel = if in_registers {
+            format!("paged_prefill_mma_{}_d{d}_q{qpb}", a.dtype_suffix)
+        } else if tc {
             format!("paged_prefill_tc_{}_d{d}_q{qpb}", a.dtype_suffix)
         } else {
             prefill_kernel
         };
         let func = load(dev, a.module, &prefill_kernel)?;
-        let (threads, smem) = if tc {
+        let (threads, smem) = if in_registers {
+            // One warp a tile, everything in registers (paged_prefill_mma.cuh).
+            (32, 0)
+        } else if tc {
             // Q [16][D] T, S [16][KEYS + 4] f32, P [16][KEYS + 8] T, O [16][D] f32
             // (paged_prefill_tc.cuh).
             let rows = PREFILL_ROWS_PER_BLOCK;
@@ -532,9 +552,10 @@ fn run<T: CudaDType + DeviceRepr + ValidAsZeroBits>(
         b.arg(&scale);
         b.arg(&window);
         // SAFETY: as for the decode launch; the arguments match paged_prefill_* (or
-        // paged_prefill_tc_*, chosen only for the dtypes, head_dims, block sizes that are
-        // multiples of 16 and 32-byte-aligned caches its fragment loads need, and sized for
-        // its shared memory above).
+        // paged_prefill_tc_* / paged_prefill_mma_*, chosen only for the dtypes, head_dims,
+        // block sizes that are multiples of 16 and 32-byte-aligned caches (and, for the mma
+        // kernel, 16-byte-aligned q) their fragment loads need, sized for their shared memory
+        // above).
         unsafe { b.launch(cfg) }.map_err(|e| kernel_error(&prefill_kernel, e))?;
     }
     Ok(CudaStorage::wrap_cuda_slice(out, dev.clone()))
