@@ -2,7 +2,7 @@
 # One GPU call after a decode-kernel change: the kernel tests with both decode variants, the
 # engine tests, issue 5's workloads for the three presets next to the HF peer, and the ncu
 # profile (scripts/h100-profile.sh; PROFILE=0 skips it). A/B switches: AB (batch 1),
-# AB1000 (1,000 requests, llama-2-7b); VARIANTS: the kernel-test variants to run (all eight by default, VARIANTS= none).
+# AB1000 (1,000 requests, llama-2-7b); VARIANTS: the kernel-test variants to run (all seven by default, VARIANTS= none).
 # Results under $OUT.
 set -u
 OUT="${OUT:-$PWD/check-out}"; mkdir -p "$OUT"
@@ -12,16 +12,14 @@ G=.gpu
 nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,clocks.max.mem --format=csv,noheader
 # Decode variants: default, 4 or 16 warps forced, and the same with the 16-byte-load kernels
 # off (LLM_ENGINE_DECODE_VEC=0: paged_decode_* everywhere), and the scalar prefill kernel
-# (LLM_ENGINE_PREFILL_TC=0); tcdec1 puts every decode launch the tensor-core decode kernel
-# takes on it (LLM_ENGINE_DECODE_TC=1; by default only launches of 256 blocks and more).
+# (LLM_ENGINE_PREFILL_TC=0).
 # mma0 keeps tensor-core prefill on paged_prefill_tc_* (LLM_ENGINE_PREFILL_MMA=0).
-for w in ${VARIANTS-default 4 16 vec0_4 vec0_16 tc0 tcdec1 mma0}; do
+for w in ${VARIANTS-default 4 16 vec0_4 vec0_16 tc0 mma0}; do
   for t in engine_cuda_attention engine_cuda_fused engine_golden engine_batching models_golden; do
     [ "$w" != default ] && [ "$t" != engine_cuda_attention ] && continue
     envs=()
     [[ $w == [0-9]* || $w == vec0_* ]] && envs+=("LLM_ENGINE_DECODE_WARPS=${w#vec0_}")
     [ "$w" = tc0 ] && envs+=(LLM_ENGINE_PREFILL_TC=0)
-    [ "$w" = tcdec1 ] && envs+=(LLM_ENGINE_DECODE_TC=1)
     [ "$w" = mma0 ] && envs+=(LLM_ENGINE_PREFILL_MMA=0)
     [[ $w == vec0_* ]] && envs+=(LLM_ENGINE_DECODE_VEC=0)
     env "${envs[@]}" LLM_ENGINE_TEST_DEVICE=cuda \

@@ -1,5 +1,5 @@
 // Warp-level tensor-core helpers of the attention kernels that keep their fragments in
-// registers (paged_decode_tc.cuh, paged_prefill_mma.cuh): mma.sync m16n8k16 with f32
+// registers (paged_prefill_mma.cuh): mma.sync m16n8k16 with f32
 // accumulation for f16 / bf16 inputs, packing two f32 into one register of the dtype, and the
 // words of a 16-byte vector.
 #pragma once

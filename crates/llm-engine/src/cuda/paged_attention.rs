@@ -57,20 +57,6 @@ fn vec_decode_enabled() -> bool {
     *ENABLED.get_or_init(|| super::env_choice("LLM_ENGINE_DECODE_VEC", &[0, 1]) != Some(0))
 }
 
-/// Whether the tensor-core decode kernels (`paged_decode_tc_*`) are used:
-/// `LLM_ENGINE_DECODE_TC=1` (read once) wherever their shape constraints hold; unset or `0`:
-/// never (an experiment, slower than `paged_decode_vec_*`).
-fn tc_decode_choice() -> Option<bool> {
-    static CHOICE: std::sync::OnceLock<Option<bool>> = std::sync::OnceLock::new();
-    *CHOICE.get_or_init(|| super::env_choice("LLM_ENGINE_DECODE_TC", &[0, 1]).map(|v| v == 1))
-}
-
-/// Head dims the tensor-core decode kernels are built for (`DECODE_TC_KERNELS`).
-const DECODE_TC_HEAD_DIMS: [usize; 2] = [64, 128];
-
-/// Query heads per kv head the tensor-core decode kernels take at most (the mma's n = 8).
-const DECODE_TC_MAX_QPB: usize = 8;
-
 /// Keys per round of the tensor-core prefill kernel (`PREFILL_TC_KEYS`).
 const PREFILL_TC_KEYS: usize = 32;
 
@@ -119,8 +105,7 @@ struct DecodeKernel {
     name: String,
     warps: usize,
     shared_bytes: usize,
-    /// `paged_decode_vec_*` or `paged_decode_tc_*` (block_shift argument) rather than
-    /// `paged_decode_*`.
+    /// `paged_decode_vec_*` (block_shift argument) rather than `paged_decode_*`.
     vec: bool,
 }
 
@@ -138,10 +123,7 @@ struct DecodeShape {
     aligned_16: bool,
 }
 
-/// The decode kernel for `shape`: `paged_decode_tc_*` for f16/bf16 head_dims 64 and 128 with
-/// up to 8 query heads per kv head and block sizes that are powers of two from 16 when
-/// [`tc_decode_choice`] asks for it; else `paged_decode_vec_*` where its
-/// constraints hold (a head row
+/// The decode kernel for `shape`: `paged_decode_vec_*` where its constraints hold (a head row
 /// of 4 to 32 vectors of 16 bytes, a power-of-two block size, aligned tensors, the block
 /// table fitting shared memory), else `paged_decode_*`.
 fn decode_kernel(dtype_suffix: &str, s: DecodeShape) -> DecodeKernel {
@@ -149,26 +131,6 @@ fn decode_kernel(dtype_suffix: &str, s: DecodeShape) -> DecodeKernel {
     // m, l and the output row of every (warp, query head), after the block table.
     let shared_bytes =
         |warps: usize| (table_words + 2 * warps * s.qpb + warps * s.qpb * s.head_dim) * 4;
-    // paged_decode_tc_* adds Q^T: 8 rows (the mma's n) of head_dim 2-byte elements.
-    let tc_shared_bytes = shared_bytes(WARPS) + 8 * s.head_dim * 2;
-    let tc_shape = s.dtype_bytes == 2
-        && DECODE_TC_HEAD_DIMS.contains(&s.head_dim)
-        && s.qpb <= DECODE_TC_MAX_QPB
-        && s.block_size.is_power_of_two()
-        && s.block_size.is_multiple_of(16)
-        && s.aligned_16
-        && tc_shared_bytes <= DEFAULT_SHARED_MEMORY;
-    // Off by default: on the H200 at batch 256 it takes 161 µs a layer against
-    // paged_decode_vec_*'s 136 (docs/PERFORMANCE.md, session 9).
-    let tc_wanted = tc_decode_choice().unwrap_or(false);
-    if tc_shape && tc_wanted {
-        return DecodeKernel {
-            name: format!("paged_decode_tc_{dtype_suffix}_d{}_q{}", s.head_dim, s.qpb),
-            warps: WARPS,
-            shared_bytes: tc_shared_bytes,
-            vec: true,
-        };
-    }
     let row_bytes = s.head_dim * s.dtype_bytes;
     let lanes_per_key = row_bytes / 16;
     let vec_shape = row_bytes.is_multiple_of(16)
@@ -475,10 +437,9 @@ fn run<T: CudaDType + DeviceRepr + ValidAsZeroBits>(
         b.arg(&scale);
         b.arg(&window);
         // SAFETY: the arguments match paged_decode_* in kernels/paged_attention.cuh (or
-        // paged_decode_vec_* in kernels/paged_decode_vec.cuh / paged_decode_tc_* in
-        // kernels/paged_decode_tc.cuh, chosen only for the head_dims, block sizes and
-        // 16-byte-aligned tensors they read with vector loads, with shared memory for
-        // `max_blocks` table entries); the
+        // paged_decode_vec_* in kernels/paged_decode_vec.cuh, chosen only for the head_dims,
+        // power-of-two block sizes and 16-byte-aligned tensors it reads with vector loads, with
+        // shared memory for `max_blocks` table entries); the
         // metadata's slices, rows and block ids were checked against the batch and the
         // storage when it was built, so every read and write stays inside its tensor.
         unsafe { b.launch(cfg) }.map_err(|e| kernel_error(decode_kernel, e))?;
