@@ -1,6 +1,11 @@
-//! Compiles `kernels/*.cu` to PTX when the `cuda` feature is on (`OUT_DIR/<name>.ptx`, loaded
-//! at run time by `src/cuda/`). Without the feature it does nothing, so a CPU build never
-//! needs a CUDA compiler.
+//! Compiles `kernels/*.cu` when the `cuda` feature is on, to one fat binary per file
+//! (`OUT_DIR/<name>.fatbin`, loaded at run time by `src/cuda/`) holding machine code for the
+//! target GPU (`sm_<cap>`) and its PTX (`compute_<cap>`, which the driver compiles for newer
+//! GPUs). The compute capability is candle's: `CUDA_COMPUTE_CAP` (`90`, `8.9`, ..), else what
+//! `nvidia-smi` reports, else 90 (H100/H200); the kernels need 8.0 (tensor-core bf16) or more.
+//! Machine code spares every process the driver's JIT compilation of several MB of PTX (about
+//! 17 s a dtype's attention module, once per machine). Without the feature this does nothing,
+//! so a CPU build never needs a CUDA compiler.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -10,6 +15,7 @@ fn main() {
     println!("cargo:rerun-if-changed=kernels"); // a new kernel file reruns this too
     println!("cargo:rerun-if-env-changed=CUDA_HOME");
     println!("cargo:rerun-if-env-changed=NVCC");
+    println!("cargo:rerun-if-env-changed=CUDA_COMPUTE_CAP");
     if std::env::var_os("CARGO_FEATURE_CUDA").is_none() {
         return;
     }
@@ -27,6 +33,15 @@ fn main() {
         println!("cargo:rerun-if-changed={}", header.display());
     }
     let nvcc = nvcc_path();
+    let cap = compute_cap();
+    if cap < MIN_COMPUTE_CAP {
+        println!(
+            "cargo:warning=llm-engine: compute capability {cap} is below the kernels' {MIN_COMPUTE_CAP}; \
+             building for {MIN_COMPUTE_CAP} (the engine's CUDA path will not load on this GPU)"
+        );
+    }
+    let cap = cap.max(MIN_COMPUTE_CAP);
+    let gencode = format!("-gencode=arch=compute_{cap},code=[sm_{cap},compute_{cap}]");
     // One nvcc per file, all at once (each is single-threaded).
     let mut jobs = Vec::new();
     for src in sources
@@ -38,14 +53,14 @@ fn main() {
             .file_stem()
             .and_then(|s| s.to_str())
             .expect("kernel file name");
-        let ptx = out_dir.join(format!("{stem}.ptx"));
+        let fatbin = out_dir.join(format!("{stem}.fatbin"));
         // No --use_fast_math: the softmax's exp and the f32 accumulation stay IEEE-accurate.
         let child = Command::new(&nvcc)
-            .args(["--ptx", "-arch=compute_90", "-O3", "-std=c++17"])
+            .args(["--fatbin", &gencode, "-O3", "-std=c++17"])
             .arg("-I")
             .arg(kernels)
             .arg("-o")
-            .arg(&ptx)
+            .arg(&fatbin)
             .arg(src)
             .spawn()
             .unwrap_or_else(|e| {
@@ -66,6 +81,41 @@ fn main() {
             panic!("llm-engine: nvcc failed on {} ({status})", src.display());
         }
     }
+}
+
+/// The lowest compute capability the kernels compile for (mma.sync with bf16 inputs).
+const MIN_COMPUTE_CAP: u32 = 80;
+
+/// `CUDA_COMPUTE_CAP` (`90` or `9.0`), else the first GPU's from `nvidia-smi`, else 90, as
+/// candle's kernels decide theirs.
+fn compute_cap() -> u32 {
+    let parse = |s: &str| -> Option<u32> {
+        let s = s.trim();
+        if s.is_empty() {
+            return None;
+        }
+        match s.split_once('.') {
+            Some((major, minor)) => {
+                Some(major.parse::<u32>().ok()? * 10 + minor.parse::<u32>().ok()?)
+            }
+            None => s.parse().ok(),
+        }
+    };
+    if let Ok(v) = std::env::var("CUDA_COMPUTE_CAP") {
+        return parse(&v).unwrap_or_else(|| {
+            panic!(
+                "llm-engine: CUDA_COMPUTE_CAP={v:?} is not a compute capability such as 90 or 8.9"
+            )
+        });
+    }
+    Command::new("nvidia-smi")
+        .args(["--query-gpu=compute_cap", "--format=csv,noheader"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|out| out.lines().next().and_then(parse))
+        .unwrap_or(90)
 }
 
 /// `$NVCC`, else `$CUDA_HOME/bin/nvcc`, else `nvcc` on `PATH`.

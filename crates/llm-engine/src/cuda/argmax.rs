@@ -10,7 +10,7 @@ use crate::error::Result;
 
 const ARGMAX: PtxModule = PtxModule {
     name: "llm_engine_argmax",
-    ptx: include_str!(concat!(env!("OUT_DIR"), "/argmax.ptx")),
+    image: include_bytes!(concat!(env!("OUT_DIR"), "/argmax.fatbin")),
 };
 
 /// What [`argmax_rows`] returns for a row with no non-NaN logit.

@@ -15,7 +15,7 @@ use crate::error::Result;
 
 const FUSED_OPS: PtxModule = PtxModule {
     name: "llm_engine_fused_ops",
-    ptx: include_str!(concat!(env!("OUT_DIR"), "/fused_ops.ptx")),
+    image: include_bytes!(concat!(env!("OUT_DIR"), "/fused_ops.fatbin")),
 };
 
 /// Threads per block of the element-wise kernels.

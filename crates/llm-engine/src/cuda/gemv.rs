@@ -20,7 +20,7 @@ use crate::error::Result;
 
 const GEMV: PtxModule = PtxModule {
     name: "llm_engine_gemv",
-    ptx: include_str!(concat!(env!("OUT_DIR"), "/gemv.ptx")),
+    image: include_bytes!(concat!(env!("OUT_DIR"), "/gemv.fatbin")),
 };
 
 /// The most rows of `x` the kernel takes (`gemv_m1` .. `gemv_m4`).

@@ -1,5 +1,5 @@
-//! llm-engine's own CUDA kernels (`kernels/*.cu`, compiled to PTX by `build.rs`), launched on
-//! candle's stream so they stay ordered with candle's ops without any synchronisation.
+//! llm-engine's own CUDA kernels (`kernels/*.cu`, compiled by `build.rs` to a fat binary of
+//! machine code for the build's GPU and PTX for newer ones), launched on candle's stream so they stay ordered with candle's ops without any synchronisation.
 //!
 //! | function | kernels | what it does |
 //! |---|---|---|
@@ -23,44 +23,47 @@ pub use argmax::{argmax_rows, NO_ARGMAX};
 pub use paged_attention::{paged_attention, supports_head_dim};
 pub use reshape_and_cache::reshape_and_cache;
 
+use std::collections::HashMap;
 use std::fmt::Display;
+use std::sync::{Arc, Mutex, OnceLock};
 
-use candle_core::cuda_backend::cudarc::driver::{CudaFunction, CudaView};
+use candle_core::cuda_backend::cudarc::driver::{CudaFunction, CudaModule, CudaView};
+use candle_core::cuda_backend::cudarc::nvrtc::Ptx;
 use candle_core::cuda_backend::CudaDType;
 use candle_core::{CudaDevice, CudaStorage, DType, Layout};
 
 use crate::error::{EngineError, Result};
 
-/// The PTX of one kernel file and the name candle caches its loaded module under.
+/// The fat binary of one kernel file and the name its loaded module is cached under.
 struct PtxModule {
     name: &'static str,
-    ptx: &'static str,
+    image: &'static [u8],
 }
 
 const RESHAPE_AND_CACHE: PtxModule = PtxModule {
     name: "llm_engine_reshape_and_cache",
-    ptx: include_str!(concat!(env!("OUT_DIR"), "/reshape_and_cache.ptx")),
+    image: include_bytes!(concat!(env!("OUT_DIR"), "/reshape_and_cache.fatbin")),
 };
 
-/// The paged-attention kernels of `dtype`: one module per dtype, so a process loads (and the
-/// driver JIT-compiles) only the one it runs.
+/// The paged-attention kernels of `dtype`: one module per dtype, so a process loads only the
+/// one it runs.
 fn paged_attention_module(dtype: DType) -> Option<PtxModule> {
-    let (name, ptx) = match dtype {
+    let (name, image): (_, &'static [u8]) = match dtype {
         DType::F32 => (
             "llm_engine_paged_attention_f32",
-            include_str!(concat!(env!("OUT_DIR"), "/paged_attention_f32.ptx")),
+            include_bytes!(concat!(env!("OUT_DIR"), "/paged_attention_f32.fatbin")),
         ),
         DType::F16 => (
             "llm_engine_paged_attention_f16",
-            include_str!(concat!(env!("OUT_DIR"), "/paged_attention_f16.ptx")),
+            include_bytes!(concat!(env!("OUT_DIR"), "/paged_attention_f16.fatbin")),
         ),
         DType::BF16 => (
             "llm_engine_paged_attention_bf16",
-            include_str!(concat!(env!("OUT_DIR"), "/paged_attention_bf16.ptx")),
+            include_bytes!(concat!(env!("OUT_DIR"), "/paged_attention_bf16.fatbin")),
         ),
         _ => return None,
     };
-    Some(PtxModule { name, ptx })
+    Some(PtxModule { name, image })
 }
 
 /// The kernels' name for `dtype`.
@@ -94,11 +97,36 @@ fn kernel_error(kernel: &str, reason: impl Display) -> EngineError {
     }
 }
 
-/// Loads `kernel` of `module` (candle caches the module per device after the first load).
+/// Loads `kernel` of `module` on `dev`'s context. Modules are loaded once per context and kept
+/// for the process (candle's own cache takes PTX text only, these are fat binaries).
 fn load(dev: &CudaDevice, module: &PtxModule, kernel: &str) -> Result<CudaFunction> {
-    dev.get_or_load_custom_func(kernel, module.name, module.ptx)
-        .map(|f| f.into_cuda_function())
-        .map_err(|e| kernel_error(kernel, format!("cannot load from {}: {e}", module.name)))
+    type Key = (usize, &'static str);
+    static MODULES: OnceLock<Mutex<HashMap<Key, Arc<CudaModule>>>> = OnceLock::new();
+    let context = dev.cuda_stream().context().clone();
+    // Keyed by the driver context (every candle device of one GPU shares its primary
+    // context); a cached module holds the context, so the handle is never reused.
+    let key = (context.cu_ctx() as usize, module.name);
+    let loaded = {
+        let mut modules = MODULES
+            .get_or_init(Default::default)
+            .lock()
+            .map_err(|_| kernel_error(kernel, "the module cache was poisoned by a panic"))?;
+        match modules.get(&key) {
+            Some(m) => m.clone(),
+            None => {
+                let m = context
+                    .load_module(Ptx::from_binary(module.image.to_vec()))
+                    .map_err(|e| {
+                        kernel_error(kernel, format!("cannot load module {}: {e}", module.name))
+                    })?;
+                modules.insert(key, m.clone());
+                m
+            }
+        }
+    };
+    loaded
+        .load_function(kernel)
+        .map_err(|e| kernel_error(kernel, format!("not in module {}: {e}", module.name)))
 }
 
 /// The contiguous elements of a CUDA tensor's storage that `layout` covers.
