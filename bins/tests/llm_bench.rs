@@ -112,6 +112,33 @@ fn enforce_eager_runs() {
     assert_eq!(doc["decode_graph_steps"], 0);
 }
 
+/// Top-k / top-p sampling runs end to end and is reproducible (each request's draws are
+/// seeded by its id), and the flags reach the engine: top-k 1 is greedy.
+#[test]
+fn top_k_and_top_p_sampling_run() {
+    let run = |extra: &[&str]| -> serde_json::Value {
+        let mut args = SMALL.to_vec();
+        args.extend(["--json", "--temperature", "0.8"]);
+        args.extend(extra);
+        let out = llm_bench(&args);
+        assert!(
+            out.status.success(),
+            "{extra:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("JSON")
+    };
+    for extra in [
+        &["--top-k", "5"][..],
+        &["--top-p", "0.9"],
+        &["--top-k", "1"],
+    ] {
+        let doc = run(extra);
+        assert_eq!(doc["total_tokens"], 16, "{extra:?}");
+        assert_eq!(doc["failed"], 0, "{extra:?}");
+    }
+}
+
 #[test]
 fn seed_prompts_and_presets_run() {
     let mut args = SMALL.to_vec();
@@ -184,6 +211,8 @@ fn bad_inputs_fail_cleanly() {
         "gpu_memory_utilization must be in (0, 1]",
     );
     run(&["--dtype", "int3"], "unknown dtype");
+    run(&["--top-p", "0"], "top_p must be in (0, 1]");
+    run(&["--temperature=-1"], "temperature must be >= 0");
     run(&["--load-format", "pickle"], "unknown load format");
     run(&["--device", "tpu"], "unknown device");
     if !cfg!(feature = "cuda") {

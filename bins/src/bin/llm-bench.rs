@@ -140,6 +140,15 @@ struct Args {
     #[arg(long, default_value_t = 0.0)]
     temperature: f32,
 
+    /// Sample from the K most likely tokens (0 = off; with a temperature above 0). On a GPU a
+    /// batch of top-k (up to 256) and greedy requests selects its candidates on the device.
+    #[arg(long, default_value_t = 0)]
+    top_k: usize,
+
+    /// Sample from the most likely tokens up to this probability mass (1 = off).
+    #[arg(long, default_value_t = 1.0)]
+    top_p: f32,
+
     /// Most requests running at once (vLLM's max_num_seqs).
     #[arg(long, default_value_t = 256)]
     max_num_seqs: usize,
@@ -479,8 +488,11 @@ fn run(args: Args) -> Result<()> {
     }
     let sampling = SamplingTemplate {
         temperature: args.temperature,
+        top_k: args.top_k,
+        top_p: args.top_p,
         ignore_eos: !args.stop_at_eos,
     };
+    sampling.params(1).validate()?;
     if args.dataset_name == DatasetName::Seed {
         eprintln!("prompts: the seed's \"Write a story about {{i}}: \"");
     }

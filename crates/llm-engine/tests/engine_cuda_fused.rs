@@ -24,6 +24,10 @@
 //!   CPU tensor, another split).
 //! - `argmax_rows_matches_the_host`: the device argmax (greedy sampling) against the host's
 //!   `sampling::argmax`, vocab 1 to 50,257, with ties, NaN, -inf-only and NaN-only rows.
+//! - `topk_rows_draw_what_the_host_sampler_draws`: the device's top-k selection followed by
+//!   `sampling::sample_from_candidates` against `sampling::sample_token` on the whole row
+//!   (vocab 1 to 50,257, top-k 1..256 with top-p / min-p, temperatures, ties, NaN, ±inf,
+//!   signed zeros, greedy rows mixed in).
 //! - `fused_models_match_the_op_path`: every golden fixture (GPT-2, OPT, Llama, Llama-3 GQA),
 //!   all tokens' logits of a prefill step and a mixed decode/prefill-chunk step.
 //!
@@ -38,9 +42,9 @@ use llm_engine::cuda::fused::{
     add_layer_norm, add_rms_norm, rope_qkv_to_cache, rope_split_qkv, silu_mul, CacheTarget, Rotary,
 };
 use llm_engine::cuda::gemv::{small_m_linear, small_m_linear_with, small_m_linear_with_split};
-use llm_engine::cuda::{argmax_rows, reshape_and_cache, NO_ARGMAX};
+use llm_engine::cuda::{argmax_rows, reshape_and_cache, topk_rows, TopKRow, NO_ARGMAX};
 use llm_engine::models::{load_model, LoadFormat, ModelSource, SeqSlice};
-use llm_engine::sampling::argmax;
+use llm_engine::sampling::{argmax, sample_from_candidates, sample_token, SamplingParams};
 use llm_engine::PagedKvStorage;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -500,6 +504,99 @@ fn argmax_rows_matches_the_host() {
     let half = Tensor::zeros((2, 4), DType::F16, &dev).expect("f16 logits");
     let e = argmax_rows(&half).expect_err("f16 logits");
     assert!(e.to_string().contains("argmax_rows_f32"), "{e}");
+}
+
+/// `topk_rows_f32` + `sample_from_candidates` (the engine's device top-k path) draw the token
+/// the host's `sample_token` draws from the whole row, on fresh random rows with ties, NaN,
+/// ±inf and signed zeros, top-k 1..256 with and without top-p / min-p, several temperatures;
+/// greedy rows (k 1, infinities kept) give the host's argmax. Rows of one launch mix them.
+#[test]
+fn topk_rows_draw_what_the_host_sampler_draws() {
+    let Some(dev) = gpu() else { return };
+    let mut rng = StdRng::seed_from_u64(0x70C);
+    let mut cases = 0;
+    let mut failures = Vec::new();
+    for vocab in [1usize, 5, 300, 32000, 50257] {
+        for rows in [1usize, 9, 64] {
+            let mut data: Vec<f32> = randn(&mut rng, &[rows, vocab], DType::F32, &Device::Cpu)
+                .flatten_all()
+                .and_then(|t| t.to_vec1::<f32>())
+                .expect("host rows");
+            for r in 0..rows {
+                let row = &mut data[r * vocab..(r + 1) * vocab];
+                for _ in 0..(vocab / 20).min(200) {
+                    let (a, b) = (rng.random_range(0..vocab), rng.random_range(0..vocab));
+                    row[a] = row[b];
+                }
+                if vocab > 4 {
+                    row[rng.random_range(0..vocab)] = f32::NAN;
+                    row[rng.random_range(0..vocab)] = f32::INFINITY;
+                    row[rng.random_range(0..vocab)] = f32::NEG_INFINITY;
+                    row[rng.random_range(0..vocab)] = -0.0;
+                    row[rng.random_range(0..vocab)] = 0.0;
+                }
+            }
+            let params: Vec<SamplingParams> = (0..rows)
+                .map(|r| {
+                    if r % 4 == 3 {
+                        return SamplingParams::greedy(1);
+                    }
+                    SamplingParams {
+                        temperature: [0.25f32, 0.8, 1.0, 1.7][r % 4],
+                        top_k: [1usize, 2, 50, 256][rng.random_range(0..4usize)],
+                        top_p: if r % 3 == 0 {
+                            1.0
+                        } else {
+                            rng.random_range(0.1f32..1.0)
+                        },
+                        min_p: if r % 5 == 0 { 0.1 } else { 0.0 },
+                        ..SamplingParams::default()
+                    }
+                })
+                .collect();
+            let specs: Vec<TopKRow> = params
+                .iter()
+                .map(|p| {
+                    if p.is_greedy() {
+                        TopKRow {
+                            k: 1,
+                            inv_temperature: 1.0,
+                            finite_only: false,
+                        }
+                    } else {
+                        TopKRow {
+                            k: p.top_k,
+                            inv_temperature: 1.0 / p.temperature,
+                            finite_only: true,
+                        }
+                    }
+                })
+                .collect();
+            let logits = Tensor::from_vec(data.clone(), (rows, vocab), &dev).expect("logits");
+            let cands = topk_rows(&logits, &specs).expect("topk_rows");
+            for (r, p) in params.iter().enumerate() {
+                let host_row = &data[r * vocab..(r + 1) * vocab];
+                let row = cands.row(r);
+                for pos in 0..3 {
+                    cases += 1;
+                    let (got, want) = if p.is_greedy() {
+                        (row.first().map(|c| c.0), argmax(host_row))
+                    } else {
+                        (
+                            sample_from_candidates(&row, p, r as u64, pos),
+                            sample_token(host_row, p, r as u64, pos),
+                        )
+                    };
+                    if got != want {
+                        failures.push(format!(
+                            "vocab {vocab} rows {rows} row {r} ({p:?}) position {pos}: {got:?} != host {want:?}"
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    assert_none(failures, cases);
 }
 
 /// Bad shapes are a typed error naming the kernel, not a panic or a launch.

@@ -18,6 +18,12 @@ use crate::error::{BenchError, Result};
 pub struct SamplingTemplate {
     /// Temperature (0 = greedy, the seed's setting).
     pub temperature: f32,
+    /// Keep the `top_k` most likely tokens (0 = off, vLLM's -1).
+    #[serde(default)]
+    pub top_k: usize,
+    /// Nucleus sampling: keep the most likely tokens up to this probability mass (1 = off).
+    #[serde(default = "no_top_p")]
+    pub top_p: f32,
     /// Generate exactly `output_len` tokens, ignoring EOS (vLLM's benchmarks do).
     pub ignore_eos: bool,
 }
@@ -26,9 +32,15 @@ impl Default for SamplingTemplate {
     fn default() -> Self {
         SamplingTemplate {
             temperature: 0.0,
+            top_k: 0,
+            top_p: 1.0,
             ignore_eos: true,
         }
     }
+}
+
+fn no_top_p() -> f32 {
+    1.0
 }
 
 impl SamplingTemplate {
@@ -36,6 +48,8 @@ impl SamplingTemplate {
     pub fn params(&self, output_len: usize) -> SamplingParams {
         SamplingParams {
             temperature: self.temperature,
+            top_k: self.top_k,
+            top_p: self.top_p,
             max_tokens: output_len,
             ignore_eos: self.ignore_eos,
             detokenize: false,

@@ -8,6 +8,7 @@
 //! | [`gemv::small_m_linear`] | `gemv_m<1-4>_<dtype>` | linear layers of 1-4 rows (batch-1 to -4 decode) at the memory bandwidth |
 //! | [`fused`] | `add_rms_norm_*`, `rope_split_qkv_*`, .. | fused element-wise ops of the models' forward |
 //! | [`argmax_rows`] | `argmax_rows_f32` | greedy sampling: each row's argmax, only the ids cross to the host |
+//! | [`topk_rows`] | `topk_rows_f32` | top-k sampling: each row's k best scaled logits, sorted; only those cross to the host |
 //!
 //! f32, f16 and bf16; head dims up to 256 ([`supports_head_dim`]). A kernel that cannot be
 //! loaded or launched, or gets tensors it cannot use, is an
@@ -18,10 +19,12 @@ pub mod fused;
 pub mod gemv;
 mod paged_attention;
 mod reshape_and_cache;
+mod topk;
 
 pub use argmax::{argmax_rows, NO_ARGMAX};
 pub use paged_attention::{paged_attention, supports_head_dim};
 pub use reshape_and_cache::reshape_and_cache;
+pub use topk::{topk_rows, TopKCandidates, TopKRow, MAX_DEVICE_TOP_K, NO_CANDIDATE};
 
 use std::collections::HashMap;
 use std::fmt::Display;

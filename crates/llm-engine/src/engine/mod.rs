@@ -544,14 +544,17 @@ impl Engine {
             }
             return Ok(logits.argmax(candle_core::D::Minus1)?.to_vec1::<u32>()?);
         }
+        #[cfg(feature = "cuda")]
+        if logits.device().is_cuda() {
+            if let Some(tokens) = self.sample_top_k_on_device(logits, reqs)? {
+                return Ok(tokens);
+            }
+        }
         let flat = logits.flatten_all()?.to_vec1::<f32>()?;
         let mut tokens = Vec::with_capacity(n);
         for (i, r) in reqs.iter().enumerate() {
             let row = &flat[i * vocab..(i + 1) * vocab];
-            let seed = r
-                .params
-                .seed
-                .unwrap_or_else(|| self.config.seed ^ r.id.0.wrapping_mul(0x2545_F491_4F6C_DD1D));
+            let seed = self.request_seed(r);
             let t = if r.params.is_greedy() {
                 argmax(row)
             } else {
@@ -562,6 +565,73 @@ impl Engine {
             })?);
         }
         Ok(tokens)
+    }
+
+    /// A batch of greedy and top-k requests (`top_k` up to
+    /// [`crate::cuda::MAX_DEVICE_TOP_K`]) on CUDA: the device selects each row's candidates,
+    /// only those cross to the host, which draws as [`sample_token`] would from the whole row.
+    /// `None` when a request needs the whole row (temperature or top-p alone) or
+    /// `LLM_ENGINE_DEVICE_TOPK=0`.
+    #[cfg(feature = "cuda")]
+    fn sample_top_k_on_device(
+        &self,
+        logits: &Tensor,
+        reqs: &[&Request],
+    ) -> Result<Option<Vec<u32>>> {
+        static ENABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        let enabled = *ENABLED
+            .get_or_init(|| crate::cuda::env_choice("LLM_ENGINE_DEVICE_TOPK", &[0, 1]) != Some(0));
+        let fits = |r: &&Request| {
+            r.params.is_greedy() || (1..=crate::cuda::MAX_DEVICE_TOP_K).contains(&r.params.top_k)
+        };
+        if !enabled || !reqs.iter().all(fits) {
+            return Ok(None);
+        }
+        let rows: Vec<crate::cuda::TopKRow> = reqs
+            .iter()
+            .map(|r| {
+                if r.params.is_greedy() {
+                    crate::cuda::TopKRow {
+                        k: 1,
+                        inv_temperature: 1.0,
+                        finite_only: false,
+                    }
+                } else {
+                    crate::cuda::TopKRow {
+                        k: r.params.top_k,
+                        inv_temperature: 1.0 / r.params.temperature,
+                        finite_only: true,
+                    }
+                }
+            })
+            .collect();
+        let cands = crate::cuda::topk_rows(logits, &rows)?;
+        let mut tokens = Vec::with_capacity(reqs.len());
+        for (i, r) in reqs.iter().enumerate() {
+            let row = cands.row(i);
+            let t = if r.params.is_greedy() {
+                row.first().map(|c| c.0)
+            } else {
+                let seed = self.request_seed(r);
+                crate::sampling::sample_from_candidates(
+                    &row,
+                    &r.params,
+                    seed,
+                    r.num_output_tokens(),
+                )
+            };
+            tokens.push(t.ok_or_else(|| {
+                EngineError::InvalidBatch(format!("no finite logit for {}", r.id))
+            })?);
+        }
+        Ok(Some(tokens))
+    }
+
+    /// The seed of a request's draws: its own, else derived from the engine's and its id.
+    fn request_seed(&self, r: &Request) -> u64 {
+        r.params
+            .seed
+            .unwrap_or_else(|| self.config.seed ^ r.id.0.wrapping_mul(0x2545_F491_4F6C_DD1D))
     }
 
     /// Detokenizes a request's new token and checks its stop strings.

@@ -9,5 +9,5 @@ mod stop_strings;
 
 pub use detokenizer::IncrementalDetokenizer;
 pub use params::SamplingParams;
-pub use sampler::{argmax, sample_token, token_seed};
+pub use sampler::{argmax, sample_from_candidates, sample_token, token_seed};
 pub use stop_strings::StopStringChecker;

@@ -55,23 +55,41 @@ pub fn sample_token(
         .filter(|(_, v)| v.is_finite())
         .map(|(i, &v)| (i as u32, v * inv_t))
         .collect();
-    if cands.is_empty() {
-        return None;
-    }
-    let by_logit_desc = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
     if params.top_k > 0 && params.top_k < cands.len() {
         cands.select_nth_unstable_by(params.top_k - 1, by_logit_desc);
         cands.truncate(params.top_k);
     }
-    let needs_sort = params.top_p < 1.0;
-    if needs_sort {
+    // One order for the draw whenever a filter picked the candidates, so that the device's
+    // top-k ([`crate::cuda::topk_rows`], sorted) draws the same token.
+    if params.top_k > 0 || params.top_p < 1.0 {
         cands.sort_unstable_by(by_logit_desc);
+    }
+    sample_from_candidates(&cands, params, request_seed, output_position)
+}
+
+/// Largest scaled logit first, the lower token id first on a tie (`total_cmp`: -0 < +0).
+fn by_logit_desc(a: &(u32, f32), b: &(u32, f32)) -> std::cmp::Ordering {
+    b.1.total_cmp(&a.1).then(a.0.cmp(&b.0))
+}
+
+/// The rest of [`sample_token`] once the candidates are chosen: `cands` are the row's finite
+/// logits scaled by 1 / temperature as `(token, value)`, cut to the `top_k` largest and sorted
+/// by value (descending, lower token id first on a tie) when `top_k` or `top_p` apply, in
+/// token order otherwise. Applies top-p and min-p and draws. `None` for no candidate.
+pub fn sample_from_candidates(
+    cands: &[(u32, f32)],
+    params: &SamplingParams,
+    request_seed: u64,
+    output_position: usize,
+) -> Option<u32> {
+    if cands.is_empty() {
+        return None;
     }
     let max = cands.iter().map(|c| c.1).fold(f32::NEG_INFINITY, f32::max);
     // Unnormalised probabilities, in f64 for the sums.
     let mut probs: Vec<f64> = cands.iter().map(|c| f64::from(c.1 - max).exp()).collect();
     let mut total: f64 = probs.iter().sum();
-    if needs_sort {
+    if params.top_p < 1.0 {
         let target = f64::from(params.top_p) * total;
         let mut cum = 0.0;
         let mut keep = probs.len();
@@ -83,7 +101,6 @@ pub fn sample_token(
             }
         }
         probs.truncate(keep);
-        cands.truncate(keep);
         total = probs.iter().sum();
     }
     if params.min_p > 0.0 {
@@ -219,6 +236,56 @@ mod tests {
             let expect = f64::from(l).exp() / z;
             let got = seen[i] as f64 / n as f64;
             assert!((expect - got).abs() < 0.02, "token {i}: {got} vs {expect}");
+        }
+    }
+
+    /// The device's top-k path hands `sample_from_candidates` the `k` largest scaled logits,
+    /// sorted: it must draw what `sample_token` draws from the whole row.
+    #[test]
+    fn sorted_top_k_candidates_draw_what_the_whole_row_draws() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(9);
+        for case in 0..400 {
+            let vocab = rng.random_range(1..300usize);
+            let mut row: Vec<f32> = (0..vocab).map(|_| rng.random_range(-4.0f32..4.0)).collect();
+            // Ties, non-finite values and signed zeros.
+            for _ in 0..vocab / 10 {
+                let (a, b) = (rng.random_range(0..vocab), rng.random_range(0..vocab));
+                row[a] = row[b];
+            }
+            if vocab > 3 {
+                row[0] = f32::NAN;
+                row[1] = f32::NEG_INFINITY;
+                row[2] = -0.0;
+                row[3] = 0.0;
+            }
+            let p = SamplingParams {
+                temperature: [0.3f32, 0.7, 1.0, 1.9][case % 4],
+                top_k: rng.random_range(1..=vocab + 2),
+                top_p: if case % 3 == 0 {
+                    1.0
+                } else {
+                    rng.random_range(0.05f32..1.0)
+                },
+                min_p: if case % 5 == 0 { 0.2 } else { 0.0 },
+                ..SamplingParams::default()
+            };
+            let inv_t = 1.0 / p.temperature;
+            let mut cands: Vec<(u32, f32)> = row
+                .iter()
+                .enumerate()
+                .filter(|(_, v)| v.is_finite())
+                .map(|(i, &v)| (i as u32, v * inv_t))
+                .collect();
+            cands.sort_by(by_logit_desc);
+            cands.truncate(p.top_k);
+            for pos in 0..5 {
+                assert_eq!(
+                    sample_from_candidates(&cands, &p, case as u64, pos),
+                    sample_token(&row, &p, case as u64, pos),
+                    "case {case}, position {pos}"
+                );
+            }
         }
     }
 }
