@@ -65,7 +65,7 @@ impl BandwidthBackend for CudaBandwidthBackend {
     }
 
     fn ensure_fits(&self, test: BandwidthTest, buffer_bytes: u64) -> Result<()> {
-        if buffer_bytes % 16 != 0 || buffer_bytes == 0 {
+        if !buffer_bytes.is_multiple_of(16) || buffer_bytes == 0 {
             return Err(MatmulError::InvalidSize(format!(
                 "a GPU bandwidth buffer must be a positive multiple of 16 bytes, not {buffer_bytes}"
             )));
