@@ -4,8 +4,9 @@
 // then applies top-p / min-p and draws (sampling::sample_from_candidates).
 //
 // topk_rows_f32: logits [rows, vocab] f32, per row inv_t [rows] f32, k [rows] u32 (<= kmax)
-//   and finite_only [rows] u32 (1: skip +-inf, as random sampling does; 0: keep them, as
-//   greedy's argmax does; NaN is always skipped) -> ids [rows, kmax] u32 (TOPK_NONE past the
+//   and greedy [rows] u32 (0: random sampling's rules, finite logits only and -0 below +0 as
+//   f32::total_cmp orders them; 1: sampling::argmax's rules, +-inf kept and -0 equal to +0, so
+//   the lower id wins; NaN is always skipped) -> ids [rows, kmax] u32 (TOPK_NONE past the
 //   row's candidates) and values [rows, kmax] f32.
 // One block per row and kmax rounds: a round takes the best element ordered after the
 // previous pick (one pass over the row, in L1/L2 after the first, and a block max of 64-bit
@@ -51,21 +52,23 @@ __device__ __forceinline__ unsigned long long block_max_key(unsigned long long x
 extern "C" __global__ void topk_rows_f32(unsigned* __restrict__ ids, float* __restrict__ values,
                                          const float* __restrict__ logits, int vocab,
                                          const float* __restrict__ inv_t, const unsigned* __restrict__ ks,
-                                         const unsigned* __restrict__ finite_only, int kmax) {
+                                         const unsigned* __restrict__ greedy_rows, int kmax) {
   __shared__ unsigned long long shared32[32];
   const int row = blockIdx.x;
   const float* x = logits + (long long)row * vocab;
   const float scale = inv_t[row];
   const int k = min((int)ks[row], kmax);
-  const bool finite = finite_only[row] != 0;
+  const bool greedy = greedy_rows[row] != 0;
   unsigned long long prev = ~0ull;  // every key is below it
   for (int r = 0; r < kmax; ++r) {
     unsigned long long best = 0;
     if (r < k && prev != 0) {  // block-uniform
       for (int i = threadIdx.x; i < vocab; i += blockDim.x) {
         const float raw = x[i];
-        if (isnan(raw) || (finite && isinf(raw))) continue;
-        const unsigned long long key = topk_key(raw * scale, (unsigned)i);
+        if (isnan(raw) || (!greedy && isinf(raw))) continue;
+        // Greedy compares as IEEE does: -0 + 0 is +0, so a tie of zeros goes to the lower id.
+        const float v = greedy ? raw * scale + 0.f : raw * scale;
+        const unsigned long long key = topk_key(v, (unsigned)i);
         if (key < prev && key > best) best = key;
       }
     }

@@ -561,13 +561,13 @@ fn topk_rows_draw_what_the_host_sampler_draws() {
                         TopKRow {
                             k: 1,
                             inv_temperature: 1.0,
-                            finite_only: false,
+                            greedy: true,
                         }
                     } else {
                         TopKRow {
                             k: p.top_k,
                             inv_temperature: 1.0 / p.temperature,
-                            finite_only: true,
+                            greedy: false,
                         }
                     }
                 })

@@ -31,8 +31,10 @@ pub struct TopKRow {
     pub k: usize,
     /// The factor applied to the logits before ordering (1 / temperature; 1 for greedy).
     pub inv_temperature: f32,
-    /// Skip ±inf logits (random sampling keeps finite logits only); NaN is always skipped.
-    pub finite_only: bool,
+    /// The rules of [`crate::sampling::argmax`] (greedy: ±inf kept, -0 equal to +0 so the
+    /// lower id wins) instead of random sampling's (finite logits only, ordered by
+    /// `f32::total_cmp`, -0 below +0). NaN is always skipped.
+    pub greedy: bool,
 }
 
 /// Each row's candidates, best first: `ids[row * kmax + j]` and `values[..]` for `j < k`,
@@ -62,8 +64,8 @@ impl TopKCandidates {
 
 /// The `rows[i].k` largest values of row `i` of f32 `logits` `[rows, vocab]` on CUDA after
 /// scaling by `rows[i].inv_temperature` (an f32 multiply, as the host does), ordered by value
-/// (descending; `total_cmp`, so -0 below +0) then by lower id; NaN skipped, ±inf skipped when
-/// `finite_only`. Copies back `rows × max k` pairs.
+/// (descending) then by lower id, under the row's rules ([`TopKRow::greedy`]); NaN skipped.
+/// Copies back `rows × max k` pairs.
 ///
 /// # Errors
 /// [`EngineError::CudaKernel`](crate::EngineError::CudaKernel) naming `topk_rows_f32` for
@@ -114,9 +116,9 @@ pub fn topk_rows(logits: &Tensor, rows: &[TopKRow]) -> Result<TopKCandidates> {
         n,
         device,
     )?;
-    let finite = Tensor::from_vec(
+    let greedy = Tensor::from_vec(
         rows.iter()
-            .map(|r| u32::from(r.finite_only))
+            .map(|r| u32::from(r.greedy))
             .collect::<Vec<u32>>(),
         n,
         device,
@@ -133,7 +135,7 @@ pub fn topk_rows(logits: &Tensor, rows: &[TopKRow]) -> Result<TopKCandidates> {
         let (l_g, l_l) = logits.storage_and_layout();
         let (t_g, t_l) = inv_t.storage_and_layout();
         let (k_g, k_l) = ks.storage_and_layout();
-        let (f_g, f_l) = finite.storage_and_layout();
+        let (f_g, f_l) = greedy.storage_and_layout();
         let (Storage::Cuda(l_s), Storage::Cuda(t_s), Storage::Cuda(k_s), Storage::Cuda(f_s)) =
             (&*l_g, &*t_g, &*k_g, &*f_g)
         else {
@@ -142,7 +144,7 @@ pub fn topk_rows(logits: &Tensor, rows: &[TopKRow]) -> Result<TopKCandidates> {
         let l_v = contiguous_view::<f32>(l_s, l_l, kernel, "logits")?;
         let t_v = contiguous_view::<f32>(t_s, t_l, kernel, "inv_t")?;
         let k_v = contiguous_view::<u32>(k_s, k_l, kernel, "k")?;
-        let f_v = contiguous_view::<u32>(f_s, f_l, kernel, "finite_only")?;
+        let f_v = contiguous_view::<u32>(f_s, f_l, kernel, "greedy")?;
         let vocab_i = arg_i32(vocab, kernel, "vocab")?;
         let kmax_i = arg_i32(kmax, kernel, "kmax")?;
         let cfg = LaunchConfig {

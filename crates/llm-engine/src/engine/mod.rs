@@ -594,13 +594,13 @@ impl Engine {
                     crate::cuda::TopKRow {
                         k: 1,
                         inv_temperature: 1.0,
-                        finite_only: false,
+                        greedy: true,
                     }
                 } else {
                     crate::cuda::TopKRow {
                         k: r.params.top_k,
                         inv_temperature: 1.0 / r.params.temperature,
-                        finite_only: true,
+                        greedy: false,
                     }
                 }
             })
