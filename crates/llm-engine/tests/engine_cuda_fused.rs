@@ -462,10 +462,7 @@ fn argmax_rows_matches_the_host() {
     let mut failures = Vec::new();
     for vocab in [1usize, 3, 8, 1001, 32000, 50257] {
         for rows in [1usize, 7, 256] {
-            let mut data: Vec<f32> = randn(&mut rng, &[rows, vocab], DType::F32, &Device::Cpu)
-                .flatten_all()
-                .and_then(|t| t.to_vec1::<f32>())
-                .expect("host rows");
+            let mut data = host_logits(&mut rng, rows, vocab);
             for r in 0..rows {
                 let row = &mut data[r * vocab..(r + 1) * vocab];
                 match r % 5 {
@@ -506,6 +503,14 @@ fn argmax_rows_matches_the_host() {
     assert!(e.to_string().contains("argmax_rows_f32"), "{e}");
 }
 
+/// `rows × vocab` N(0, 1) logits on the host, row-major.
+fn host_logits(rng: &mut StdRng, rows: usize, vocab: usize) -> Vec<f32> {
+    randn(rng, &[rows, vocab], DType::F32, &Device::Cpu)
+        .flatten_all()
+        .and_then(|t| t.to_vec1::<f32>())
+        .expect("host rows")
+}
+
 /// `topk_rows_f32` + `sample_from_candidates` (the engine's device top-k path) draw the token
 /// the host's `sample_token` draws from the whole row, on fresh random rows with ties, NaN,
 /// ±inf and signed zeros, top-k 1..256 with and without top-p / min-p, several temperatures;
@@ -518,10 +523,7 @@ fn topk_rows_draw_what_the_host_sampler_draws() {
     let mut failures = Vec::new();
     for vocab in [1usize, 5, 300, 32000, 50257] {
         for rows in [1usize, 9, 64] {
-            let mut data: Vec<f32> = randn(&mut rng, &[rows, vocab], DType::F32, &Device::Cpu)
-                .flatten_all()
-                .and_then(|t| t.to_vec1::<f32>())
-                .expect("host rows");
+            let mut data = host_logits(&mut rng, rows, vocab);
             for r in 0..rows {
                 let row = &mut data[r * vocab..(r + 1) * vocab];
                 for _ in 0..(vocab / 20).min(200) {
