@@ -81,25 +81,37 @@ fn engine_matches_full_recompute_reference() {
     }
 }
 
-/// CUDA graphs (on by default for greedy decode steps of 1-4 sequences on a GPU) give the
-/// tokens eager steps give: alone (the batch-1 graph captured by the first request and
-/// replayed with the others' block tables and positions) and as a batch of 3. On the GPU the
-/// graph path must have run; on the CPU every step is eager.
+/// CUDA graphs (on by default for decode steps of 1-4 sequences on a GPU) give the tokens
+/// eager steps give: alone (the batch-1 graph captured by the first request and replayed with
+/// the others' block tables and positions) and as a batch of 3; for greedy requests (argmax in
+/// the graph) and for seeded top-k and temperature sampling (the graph leaves the logits, the
+/// engine samples). On the GPU the graph path must have run; on the CPU every step is eager.
 #[test]
 fn cuda_graph_decode_matches_eager() {
     let ps = prompts(&[5, 23, 40], 4096, 3);
-    let params = greedy(MAX_TOKENS);
+    let sampled = |top_k| llm_engine::SamplingParams {
+        temperature: 0.9,
+        top_k,
+        seed: Some(11),
+        ..greedy(MAX_TOKENS)
+    };
+    for params in [greedy(MAX_TOKENS), sampled(20), sampled(0)] {
+        graph_matches_eager(&ps, &params);
+    }
+}
+
+fn graph_matches_eager(ps: &[Prompt], params: &llm_engine::SamplingParams) {
     let run = |enforce_eager: bool, together: bool| {
         let mut e = engine(EngineConfig {
             enforce_eager,
             ..tiny_config()
         });
         let outs = if together {
-            outputs(&generate(&mut e, &ps, &params))
+            outputs(&generate(&mut e, ps, params))
         } else {
             ps.iter()
                 .map(|p| {
-                    generate(&mut e, std::slice::from_ref(p), &params)[0]
+                    generate(&mut e, std::slice::from_ref(p), params)[0]
                         .output_token_ids
                         .clone()
                 })
@@ -110,7 +122,7 @@ fn cuda_graph_decode_matches_eager() {
     for together in [false, true] {
         let (eager, eager_graph_steps) = run(true, together);
         let (graphs, graph_steps) = run(false, together);
-        assert_eq!(graphs, eager, "together: {together}");
+        assert_eq!(graphs, eager, "together: {together}, {params:?}");
         assert_eq!(eager_graph_steps, 0);
         if on_cpu() {
             assert_eq!(graph_steps, 0);

@@ -1,16 +1,17 @@
-//! CUDA graphs over greedy decode steps of 1 to [`MAX_GRAPH_BATCH`] sequences (vLLM captures
-//! its decode steps the same way; `--enforce-eager` turns it off there and here).
+//! CUDA graphs over decode steps of 1 to [`MAX_GRAPH_BATCH`] sequences (vLLM captures its
+//! decode steps the same way; `--enforce-eager` turns it off there and here).
 //!
 //! A batch-1 decode step of a 7B model is ~300 kernel launches. Launched one by one, the GPU
 //! idles between them and, worse, between steps, while the host samples, schedules and
-//! uploads the next step's inputs. A graph replays the whole step (forward pass and argmax)
-//! with one launch.
+//! uploads the next step's inputs. A graph replays the whole step with one launch: the forward
+//! pass and argmax for an all-greedy batch, the forward pass into a persistent logits buffer
+//! otherwise (the engine samples from it, on the device for top-k, see `Engine::sample`).
 //!
 //! What makes a step replayable: every kernel reads its per-step data from the same device
 //! addresses with the same launch arguments. [`BatchLayout::new_fixed`] writes the token ids,
 //! positions and attention metadata into one persistent buffer per batch size (block tables
-//! padded to the longest sequence the engine allows), and the sampled ids land in a
-//! persistent output buffer. Everything else a step allocates is allocated and freed inside
+//! padded to the longest sequence the engine allows), and the sampled ids (or the logits) land
+//! in a persistent output buffer. Everything else a step allocates is allocated and freed inside
 //! the capture (stream-ordered allocations become graph nodes).
 //!
 //! Per batch size: the first step runs eagerly with candle's upload cache on (candle uploads
@@ -30,12 +31,21 @@ use crate::models::{BatchLayout, CausalLm, FixedLayout, PagedKvStorage, SeqSlice
 /// captured step holds only our kernels and candle's (no cuBLAS workspace in the graph).
 pub const MAX_GRAPH_BATCH: usize = crate::cuda::gemv::MAX_ROWS;
 
-/// One batch size's buffers and graph.
+/// What a captured step leaves behind.
+pub(crate) enum GraphStep {
+    /// The greedy ids of an all-greedy batch.
+    Ids(Vec<u32>),
+    /// The step's f32 logits `[batch, vocab]`, in the graph's persistent buffer (valid until
+    /// the next replay of the same graph).
+    Logits(Tensor),
+}
+
+/// One (batch size, greedy or not) step's buffers and graph.
 struct Captured {
     /// The fixed layout's index data (u32).
     buffer: Tensor,
-    /// The sampled ids, u32 `[batch]`.
-    tokens: Tensor,
+    /// The greedy ids, u32 `[batch]`, or the logits, f32 `[batch, vocab]`.
+    output: Tensor,
     graph: Option<CudaGraph>,
     /// Whether an eager step has filled candle's upload cache for this shape.
     warmed: bool,
@@ -45,7 +55,7 @@ struct Captured {
 pub(crate) struct DecodeGraphs {
     /// Block-table width of every captured step (the longest sequence's blocks).
     max_blocks: usize,
-    by_batch: HashMap<usize, Captured>,
+    by_batch: HashMap<(usize, bool), Captured>,
     disabled: bool,
 }
 
@@ -71,9 +81,10 @@ impl DecodeGraphs {
             })
     }
 
-    /// The greedy next token of each slice (a step [`DecodeGraphs::applies`] to), with the
-    /// step's K/V written to the cache. `Ok(None)` when graphs were just turned off because a
-    /// capture failed: nothing of the step ran, the caller runs it eagerly.
+    /// Runs a step [`DecodeGraphs::applies`] to, its K/V written to the cache: the greedy next
+    /// token of each slice when `greedy`, else the step's logits. `Ok(None)` when graphs were
+    /// just turned off because a capture failed: nothing of the step ran, the caller runs it
+    /// eagerly.
     ///
     /// # Errors
     /// Forward-pass and copy errors of the eager warm-up step, graph launch errors.
@@ -82,13 +93,15 @@ impl DecodeGraphs {
         model: &dyn CausalLm,
         kv: &mut PagedKvStorage,
         slices: &[SeqSlice],
-    ) -> Result<Option<Vec<u32>>> {
+        greedy: bool,
+    ) -> Result<Option<GraphStep>> {
         let device = model.device().clone();
         let Device::Cuda(cuda) = &device else {
             return Ok(None);
         };
         let batch = slices.len();
-        let entry = match self.by_batch.entry(batch) {
+        let vocab = model.config().vocab_size;
+        let entry = match self.by_batch.entry((batch, greedy)) {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::hash_map::Entry::Vacant(e) => e.insert(Captured {
                 buffer: Tensor::zeros(
@@ -96,7 +109,11 @@ impl DecodeGraphs {
                     DType::U32,
                     &device,
                 )?,
-                tokens: Tensor::zeros(batch, DType::U32, &device)?,
+                output: if greedy {
+                    Tensor::zeros(batch, DType::U32, &device)?
+                } else {
+                    Tensor::zeros((batch, vocab), DType::F32, &device)?
+                },
                 graph: None,
                 warmed: false,
             }),
@@ -109,26 +126,26 @@ impl DecodeGraphs {
         let layout = BatchLayout::new_fixed(slices, model.config(), kv, &fixed)?;
         if let Some(graph) = &entry.graph {
             graph.launch().map_err(graph_error)?;
-            return Ok(Some(greedy_ids_to_host(&entry.tokens)?));
+            return Ok(Some(step_output(&entry.output, greedy)?));
         }
         let stream = cuda.cuda_stream();
         let _upload_cache = cuda.enable_cuda_graph_htod_cache();
         if !entry.warmed {
-            greedy_into(model, &layout, kv, &entry.tokens)?;
+            step_into(model, &layout, kv, &entry.output, greedy)?;
             entry.warmed = true;
-            return Ok(Some(greedy_ids_to_host(&entry.tokens)?));
+            return Ok(Some(step_output(&entry.output, greedy)?));
         }
         stream
             .begin_capture(sys::CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_RELAXED)
             .map_err(graph_error)?;
-        let recorded = greedy_into(model, &layout, kv, &entry.tokens);
+        let recorded = step_into(model, &layout, kv, &entry.output, greedy);
         let graph = stream.end_capture(sys::CUgraphInstantiate_flags(0));
         match (recorded, graph) {
             (Ok(()), Ok(Some(graph))) => {
                 graph.launch().map_err(graph_error)?;
                 entry.graph = Some(graph);
-                tracing::debug!(batch, "captured a CUDA graph of the decode step");
-                Ok(Some(greedy_ids_to_host(&entry.tokens)?))
+                tracing::debug!(batch, greedy, "captured a CUDA graph of the decode step");
+                Ok(Some(step_output(&entry.output, greedy)?))
             }
             (recorded, graph) => {
                 let why = match (recorded, graph) {
@@ -148,17 +165,31 @@ impl DecodeGraphs {
     }
 }
 
-/// The step's forward pass and argmax, the ids copied into `tokens` (persistent).
-fn greedy_into(
+/// The step's forward pass, then its argmax (`greedy`) or its logits copied into `output`
+/// (persistent).
+fn step_into(
     model: &dyn CausalLm,
     layout: &BatchLayout<'_>,
     kv: &mut PagedKvStorage,
-    tokens: &Tensor,
+    output: &Tensor,
+    greedy: bool,
 ) -> Result<()> {
     let logits = model.forward_layout(layout, kv)?;
-    let ids = crate::cuda::argmax_rows(&logits)?;
-    tokens.slice_set(&ids, 0, 0)?;
+    if greedy {
+        output.slice_set(&crate::cuda::argmax_rows(&logits)?, 0, 0)?;
+    } else {
+        output.slice_set(&logits.to_dtype(DType::F32)?.contiguous()?, 0, 0)?;
+    }
     Ok(())
+}
+
+/// What a step left in `output`: the ids on the host, or the logits buffer.
+fn step_output(output: &Tensor, greedy: bool) -> Result<GraphStep> {
+    Ok(if greedy {
+        GraphStep::Ids(greedy_ids_to_host(output)?)
+    } else {
+        GraphStep::Logits(output.clone())
+    })
 }
 
 /// The ids of a greedy step on the host; a row with no non-NaN logit is an error.

@@ -499,7 +499,8 @@ impl Engine {
             .collect())
     }
 
-    /// A greedy decode step of a few sequences through a CUDA graph, when one applies.
+    /// A decode step of a few sequences through a CUDA graph, when one applies: the graph
+    /// takes the argmax of an all-greedy batch, else the logits, sampled here.
     #[cfg(feature = "cuda")]
     fn graph_decode(
         &mut self,
@@ -509,19 +510,29 @@ impl Engine {
         let Some(graphs) = self.graphs.as_mut() else {
             return Ok(None);
         };
-        let all_greedy = out.seqs.iter().all(|s| {
-            self.scheduler
-                .request(s.request_id)
-                .is_some_and(|r| r.params.is_greedy())
-        });
-        if !all_greedy || !graphs.applies(slices, self.kv.block_size()) {
+        if !graphs.applies(slices, self.kv.block_size()) {
             return Ok(None);
         }
-        let tokens = graphs.run(self.model.as_ref(), &mut self.kv, slices)?;
-        if tokens.is_some() {
-            self.stats.decode_graph_steps += 1;
+        let reqs: Vec<&Request> = out
+            .seqs
+            .iter()
+            .filter_map(|s| self.scheduler.request(s.request_id))
+            .collect();
+        if reqs.len() != out.seqs.len() {
+            return Err(EngineError::InvalidBatch(
+                "a scheduled request vanished".into(),
+            ));
         }
-        Ok(tokens.map(|t| t.into_iter().map(Some).collect()))
+        let greedy = reqs.iter().all(|r| r.params.is_greedy());
+        let Some(step) = graphs.run(self.model.as_ref(), &mut self.kv, slices, greedy)? else {
+            return Ok(None);
+        };
+        self.stats.decode_graph_steps += 1;
+        let tokens = match step {
+            cuda_graph::GraphStep::Ids(ids) => ids,
+            cuda_graph::GraphStep::Logits(logits) => self.sample(&logits, &reqs)?,
+        };
+        Ok(Some(tokens.into_iter().map(Some).collect()))
     }
 
     fn sample(&self, logits: &Tensor, reqs: &[&Request]) -> Result<Vec<u32>> {
