@@ -83,7 +83,7 @@ pub struct Engine {
     stats: EngineStats,
     last_step: StepStats,
     text: HashMap<RequestId, TextState>,
-    /// CUDA graphs of small greedy decode steps (`None`: eager, on the CPU or with
+    /// CUDA graphs of small decode steps (`None`: eager, on the CPU or with
     /// `enforce_eager`).
     #[cfg(feature = "cuda")]
     graphs: Option<cuda_graph::DecodeGraphs>,
