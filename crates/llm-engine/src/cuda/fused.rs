@@ -10,10 +10,10 @@ use candle_core::cuda_backend::CudaDType;
 use candle_core::op::BackpropOp;
 use candle_core::{CudaDevice, CudaStorage, DType, Layout, Storage, Tensor};
 
-use super::{arg_i32, contiguous_view, dim, dtype_suffix, kernel_error, load, PtxModule};
+use super::{arg_i32, contiguous_view, dim, dtype_suffix, kernel_error, load, KernelModule};
 use crate::error::Result;
 
-const FUSED_OPS: PtxModule = PtxModule {
+const FUSED_OPS: KernelModule = KernelModule {
     name: "llm_engine_fused_ops",
     image: include_bytes!(concat!(env!("OUT_DIR"), "/fused_ops.fatbin")),
 };

@@ -14,11 +14,11 @@ use candle_core::op::BackpropOp;
 use candle_core::{CudaDevice, CudaStorage, DType, Storage, Tensor};
 
 use super::{
-    arg_i32, contiguous_view, dim, dtype_suffix, env_choice, kernel_error, load, PtxModule,
+    arg_i32, contiguous_view, dim, dtype_suffix, env_choice, kernel_error, load, KernelModule,
 };
 use crate::error::Result;
 
-const GEMV: PtxModule = PtxModule {
+const GEMV: KernelModule = KernelModule {
     name: "llm_engine_gemv",
     image: include_bytes!(concat!(env!("OUT_DIR"), "/gemv.fatbin")),
 };

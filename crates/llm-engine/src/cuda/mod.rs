@@ -38,19 +38,19 @@ use candle_core::{CudaDevice, CudaStorage, DType, Layout};
 use crate::error::{EngineError, Result};
 
 /// The fat binary of one kernel file and the name its loaded module is cached under.
-struct PtxModule {
+struct KernelModule {
     name: &'static str,
     image: &'static [u8],
 }
 
-const RESHAPE_AND_CACHE: PtxModule = PtxModule {
+const RESHAPE_AND_CACHE: KernelModule = KernelModule {
     name: "llm_engine_reshape_and_cache",
     image: include_bytes!(concat!(env!("OUT_DIR"), "/reshape_and_cache.fatbin")),
 };
 
 /// The paged-attention kernels of `dtype`: one module per dtype, so a process loads only the
 /// one it runs.
-fn paged_attention_module(dtype: DType) -> Option<PtxModule> {
+fn paged_attention_module(dtype: DType) -> Option<KernelModule> {
     let (name, image): (_, &'static [u8]) = match dtype {
         DType::F32 => (
             "llm_engine_paged_attention_f32",
@@ -66,7 +66,7 @@ fn paged_attention_module(dtype: DType) -> Option<PtxModule> {
         ),
         _ => return None,
     };
-    Some(PtxModule { name, image })
+    Some(KernelModule { name, image })
 }
 
 /// The kernels' name for `dtype`.
@@ -102,7 +102,7 @@ fn kernel_error(kernel: &str, reason: impl Display) -> EngineError {
 
 /// Loads `kernel` of `module` on `dev`'s context. Modules are loaded once per context and kept
 /// for the process (candle's own cache takes PTX text only, these are fat binaries).
-fn load(dev: &CudaDevice, module: &PtxModule, kernel: &str) -> Result<CudaFunction> {
+fn load(dev: &CudaDevice, module: &KernelModule, kernel: &str) -> Result<CudaFunction> {
     type Key = (usize, &'static str);
     static MODULES: OnceLock<Mutex<HashMap<Key, Arc<CudaModule>>>> = OnceLock::new();
     let context = dev.cuda_stream().context().clone();

@@ -9,7 +9,7 @@ use candle_core::{CudaDevice, CudaStorage, DType, Device, Storage, Tensor};
 
 use super::{
     arg_i32, contiguous_view, dim, dtype_suffix, kernel_error, load, paged_attention_module,
-    PtxModule,
+    KernelModule,
 };
 use crate::attention::metadata::{
     query_heads_per_block, AttentionMetadata, PREFILL_ROWS_PER_BLOCK,
@@ -272,7 +272,7 @@ struct Args<'a> {
     v_cache: &'a Tensor,
     meta: &'a AttentionMetadata,
     block_size: usize,
-    module: &'a PtxModule,
+    module: &'a KernelModule,
     dtype_suffix: &'static str,
 }
 

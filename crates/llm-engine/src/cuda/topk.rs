@@ -7,10 +7,10 @@ use candle_core::cuda_backend::cudarc::driver::{LaunchConfig, PushKernelArg};
 use candle_core::op::BackpropOp;
 use candle_core::{CudaStorage, DType, Storage, Tensor};
 
-use super::{arg_i32, contiguous_view, dim, kernel_error, load, PtxModule};
+use super::{arg_i32, contiguous_view, dim, kernel_error, load, KernelModule};
 use crate::error::Result;
 
-const TOPK: PtxModule = PtxModule {
+const TOPK: KernelModule = KernelModule {
     name: "llm_engine_topk",
     image: include_bytes!(concat!(env!("OUT_DIR"), "/topk.fatbin")),
 };
