@@ -100,6 +100,9 @@ impl std::fmt::Debug for Engine {
     }
 }
 
+/// Rows from which the host samples a step's tokens in parallel (fewer: one by one).
+const PARALLEL_SAMPLING_ROWS: usize = 8;
+
 impl Engine {
     /// Loads the model, sizes the KV cache and builds the scheduler.
     ///
@@ -562,20 +565,24 @@ impl Engine {
             }
         }
         let flat = logits.flatten_all()?.to_vec1::<f32>()?;
-        let mut tokens = Vec::with_capacity(n);
-        for (i, r) in reqs.iter().enumerate() {
+        let seeds: Vec<u64> = reqs.iter().map(|r| self.request_seed(r)).collect();
+        // Each row is an O(vocab) pass (an exp per logit when sampling): rows go to the rayon
+        // pool in parallel; each row's draw depends only on its own seed and logits.
+        let pick = |(i, r): (usize, &&Request)| -> Result<u32> {
             let row = &flat[i * vocab..(i + 1) * vocab];
-            let seed = self.request_seed(r);
             let t = if r.params.is_greedy() {
                 argmax(row)
             } else {
-                sample_token(row, &r.params, seed, r.num_output_tokens())
+                sample_token(row, &r.params, seeds[i], r.num_output_tokens())
             };
-            tokens.push(t.ok_or_else(|| {
-                EngineError::InvalidBatch(format!("no finite logit for {}", r.id))
-            })?);
+            t.ok_or_else(|| EngineError::InvalidBatch(format!("no finite logit for {}", r.id)))
+        };
+        if n >= PARALLEL_SAMPLING_ROWS {
+            use rayon::prelude::*;
+            reqs.par_iter().enumerate().map(pick).collect()
+        } else {
+            reqs.iter().enumerate().map(pick).collect()
         }
-        Ok(tokens)
     }
 
     /// A batch of greedy and top-k requests (`top_k` up to
