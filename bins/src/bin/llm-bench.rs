@@ -284,6 +284,7 @@ fn engine_config(args: &Args) -> Result<EngineConfig> {
         model: args.model.clone(),
         load_format,
         dtype,
+        kv_cache_dtype: llm_engine::KvCacheDtype::Auto,
         device: args.device.clone(),
         block_size: args.block_size,
         gpu_memory_utilization: args.gpu_memory_utilization,

@@ -10,11 +10,23 @@
 //!
 //! Which blocks belong to which sequence is decided elsewhere (the tensor-free block pool);
 //! this type only stores, writes and reads rows.
+//!
+//! The storage's dtype is the model's, or [`DType::F8E4M3`] for an fp8 cache
+//! ([`crate::engine::KvCacheDtype`]). Rows written into an fp8 cache are clamped to ±448 (the
+//! largest finite E4M3 value, "satfinite") and rounded to the nearest E4M3 value, ties to even
+//! (`float8::F8E4M3::from_f32`, a port of CUDA's `__nv_cvt_double_to_fp8`, which saturates on
+//! its own too; the explicit clamp keeps the result independent of the backend's cast). NaN
+//! stays NaN (candle's CPU `maximum`/`minimum` and CUDA's f16/bf16 ones keep a NaN operand).
+//! Reads ([`PagedKvStorage::gather`], [`PagedKvStorage::layer`]) return the storage's dtype;
+//! callers widen.
 
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, DType, Device, InplaceOp2, Layout, Tensor};
+use float8::F8E4M3;
+use half::{bf16, f16};
 
 use crate::config::ModelConfig;
+use crate::engine::kv_cache_dtype::FP8_E4M3_MAX;
 use crate::error::{EngineError, Result};
 
 /// Per-layer K and V tensors of shape `[num_kv_heads, num_blocks * block_size, head_dim]`.
@@ -65,7 +77,8 @@ impl PagedKvStorage {
         })
     }
 
-    /// Bytes one block takes: K and V, all layers.
+    /// Bytes one block takes: K and V, all layers, of `dtype` (the storage's dtype: one byte
+    /// per element for [`DType::F8E4M3`]).
     pub fn bytes_per_block(cfg: &ModelConfig, block_size: usize, dtype: DType) -> usize {
         2 * cfg.num_layers * block_size * cfg.num_kv_heads * cfg.head_dim * dtype.size_in_bytes()
     }
@@ -174,8 +187,20 @@ impl PagedKvStorage {
         Ok(out)
     }
 
+    /// `rows` in the storage's dtype; into an fp8 storage clamped to ±448 first (see the module
+    /// docs).
+    fn to_storage_dtype(&self, rows: &Tensor) -> Result<Tensor> {
+        if self.dtype == DType::F8E4M3 && rows.dtype() != DType::F8E4M3 {
+            let clamped = rows.clamp(-FP8_E4M3_MAX, FP8_E4M3_MAX)?;
+            Ok(clamped.to_dtype(DType::F8E4M3)?)
+        } else {
+            Ok(rows.to_dtype(self.dtype)?)
+        }
+    }
+
     /// Writes the K and V rows of positions `start_pos .. start_pos + k.dim(0)` of one sequence
-    /// into layer `layer`. `k` and `v` have shape `[n, num_kv_heads, head_dim]`.
+    /// into layer `layer`. `k` and `v` have shape `[n, num_kv_heads, head_dim]`, any float
+    /// dtype (converted to the storage's, saturating for fp8).
     ///
     /// # Errors
     /// [`EngineError::InvalidBatch`] for a short block table; a candle error for a shape or
@@ -191,8 +216,8 @@ impl PagedKvStorage {
         let (k_cache, v_cache) = self.layer(layer)?;
         let n = k.dim(0)?;
         // [n, KVH, D] -> [KVH, n, D], the storage's head-major order.
-        let k = k.to_dtype(self.dtype)?.transpose(0, 1)?;
-        let v = v.to_dtype(self.dtype)?.transpose(0, 1)?;
+        let k = self.to_storage_dtype(k)?.transpose(0, 1)?;
+        let v = self.to_storage_dtype(v)?.transpose(0, 1)?;
         // One run of consecutive slots per block touched.
         let mut done = 0;
         while done < n {
@@ -209,7 +234,9 @@ impl PagedKvStorage {
     /// Writes the new K and V rows of a whole step into layer `layer` on the CPU, one pass per
     /// tensor: `k` and `v` `[n, num_kv_heads, head_dim]`, row `t` to slot `slots[t]` (from
     /// [`PagedKvStorage::slot`]). Where [`PagedKvStorage::write`] costs a few tensor ops per
-    /// block touched, a decode step of 16 sequences costs two here.
+    /// block touched, a decode step of 16 sequences costs two here. An fp8 storage takes f32,
+    /// f16 or bf16 rows and converts them in the same pass (clamp to ±448, round to nearest
+    /// even), as [`PagedKvStorage::write`] does.
     ///
     /// # Errors
     /// [`EngineError::InvalidBatch`] for a layer out of range, rows that do not match `slots`
@@ -244,9 +271,14 @@ impl PagedKvStorage {
             heads: self.num_kv_heads,
             head_dim: self.head_dim,
         };
+        // An fp8 cache converts the rows inside the op (one pass, no fp8 copy of the rows).
+        let rows = |x: &Tensor| match (self.dtype, x.dtype()) {
+            (DType::F8E4M3, DType::F32 | DType::F16 | DType::BF16) => x.contiguous(),
+            _ => x.to_dtype(self.dtype)?.contiguous(),
+        };
         let (k_cache, v_cache) = self.layer(layer)?;
-        k_cache.inplace_op2(&k.to_dtype(self.dtype)?.contiguous()?, &op)?;
-        v_cache.inplace_op2(&v.to_dtype(self.dtype)?.contiguous()?, &op)?;
+        k_cache.inplace_op2(&rows(k)?, &op)?;
+        v_cache.inplace_op2(&rows(v)?, &op)?;
         Ok(())
     }
 
@@ -271,7 +303,8 @@ impl PagedKvStorage {
     }
 
     /// Reads the K and V rows of positions `0..len` of one sequence from layer `layer`:
-    /// two tensors `[num_kv_heads, len, head_dim]`.
+    /// two tensors `[num_kv_heads, len, head_dim]` in the storage's dtype ([`DType::F8E4M3`]
+    /// for an fp8 cache: the caller converts).
     ///
     /// # Errors
     /// As [`PagedKvStorage::slots`].
@@ -310,13 +343,51 @@ struct WriteRows<'a> {
     head_dim: usize,
 }
 
+/// `x` as fp8 E4M3: clamped to ±448 ("satfinite"), rounded to nearest, ties to even. NaN
+/// stays NaN (`f32::clamp` returns a NaN input unchanged, `from_f32` keeps it).
+#[inline]
+pub(crate) fn fp8_e4m3_satfinite(x: f32) -> F8E4M3 {
+    F8E4M3::from_f32(x.clamp(-FP8_E4M3_MAX, FP8_E4M3_MAX))
+}
+
 impl WriteRows<'_> {
+    /// Copies each row into its slots.
     fn copy<T: Copy>(
         &self,
         cache: &mut [T],
         cache_l: &Layout,
         rows: &[T],
         rows_l: &Layout,
+    ) -> candle_core::Result<()> {
+        self.each_row(cache, cache_l, rows, rows_l, |dst, src| {
+            dst.copy_from_slice(src)
+        })
+    }
+
+    /// Converts each row into its slots, element by element.
+    fn convert<T: Copy, U>(
+        &self,
+        cache: &mut [U],
+        cache_l: &Layout,
+        rows: &[T],
+        rows_l: &Layout,
+        f: impl Fn(T) -> U,
+    ) -> candle_core::Result<()> {
+        self.each_row(cache, cache_l, rows, rows_l, |dst, src| {
+            for (c, &r) in dst.iter_mut().zip(src) {
+                *c = f(r);
+            }
+        })
+    }
+
+    /// Calls `put(cache row, source row)` for every (token, head).
+    fn each_row<T, U>(
+        &self,
+        cache: &mut [U],
+        cache_l: &Layout,
+        rows: &[T],
+        rows_l: &Layout,
+        mut put: impl FnMut(&mut [U], &[T]),
     ) -> candle_core::Result<()> {
         let (Some((c0, c1)), Some((r0, r1))) =
             (cache_l.contiguous_offsets(), rows_l.contiguous_offsets())
@@ -332,7 +403,7 @@ impl WriteRows<'_> {
             for head in 0..h {
                 let src = &rows[(t * h + head) * d..][..d];
                 let dst = (head * self.num_slots + slot as usize) * d;
-                cache[dst..dst + d].copy_from_slice(src);
+                put(&mut cache[dst..dst + d], src);
             }
         }
         Ok(())
@@ -355,6 +426,20 @@ impl InplaceOp2 for WriteRows<'_> {
             (CpuStorage::F32(c), CpuStorage::F32(r)) => self.copy(c, cache_l, r, rows_l),
             (CpuStorage::F16(c), CpuStorage::F16(r)) => self.copy(c, cache_l, r, rows_l),
             (CpuStorage::BF16(c), CpuStorage::BF16(r)) => self.copy(c, cache_l, r, rows_l),
+            (CpuStorage::F8E4M3(c), CpuStorage::F8E4M3(r)) => self.copy(c, cache_l, r, rows_l),
+            (CpuStorage::F8E4M3(c), CpuStorage::F32(r)) => {
+                self.convert(c, cache_l, r, rows_l, fp8_e4m3_satfinite)
+            }
+            (CpuStorage::F8E4M3(c), CpuStorage::F16(r)) => {
+                self.convert(c, cache_l, r, rows_l, |x: f16| {
+                    fp8_e4m3_satfinite(x.to_f32())
+                })
+            }
+            (CpuStorage::F8E4M3(c), CpuStorage::BF16(r)) => {
+                self.convert(c, cache_l, r, rows_l, |x: bf16| {
+                    fp8_e4m3_satfinite(x.to_f32())
+                })
+            }
             (c, r) => candle_core::bail!(
                 "paged KV write: cache {:?} and rows {:?} dtypes not supported",
                 c.dtype(),
@@ -413,6 +498,138 @@ mod tests {
         let err = s.write_rows(0, &[1], &k, &k).expect_err("2 rows, 1 slot");
         assert!(err.to_string().contains("do not fit 1 slots"), "{err}");
         assert!(s.write_rows(9, &[1, 2], &k, &k).is_err(), "layer 9 of 6");
+        Ok(())
+    }
+
+    fn fp8_storage() -> Result<PagedKvStorage> {
+        let cfg = crate::presets::preset("tiny-llama")
+            .ok_or_else(|| EngineError::InvalidConfig("preset".into()))?;
+        PagedKvStorage::new(&cfg, 6, 4, DType::F8E4M3, &Device::Cpu)
+    }
+
+    /// Rows `[n, KVH, D]` of random values scaled to ±`4 * scale`-ish, with values past the
+    /// E4M3 range (±449, ±464, ±1000, 1e30) and tiny ones (fp8 subnormals) at fixed places.
+    fn wide_rows(n: usize, kvh: usize, d: usize, scale: f64) -> Result<Tensor> {
+        let mut data =
+            (Tensor::randn(0f32, 1.0, n * kvh * d, &Device::Cpu)? * scale)?.to_vec1::<f32>()?;
+        let special = [
+            449.0, -449.0, 464.0, -470.0, 1000.0, -1e30, 1e-3, -3e-3, 0.0,
+        ];
+        for (x, s) in data.iter_mut().step_by(5).zip(special) {
+            *x = s;
+        }
+        Ok(Tensor::from_vec(data, (n, kvh, d), &Device::Cpu)?)
+    }
+
+    /// What the fp8 cache should hold for `rows`: clamp(±448), then candle's cast.
+    fn expected_fp8(rows: &Tensor) -> Result<Vec<f32>> {
+        Ok(rows
+            .to_dtype(DType::F32)?
+            .clamp(-448f32, 448f32)?
+            .to_dtype(DType::F8E4M3)?
+            .to_dtype(DType::F32)?
+            .flatten_all()?
+            .to_vec1::<f32>()?)
+    }
+
+    /// `gather`'s K (or V) of one sequence, `[KVH, len, D]` back to `[len, KVH, D]` f32 values.
+    fn gathered(t: &Tensor) -> Result<Vec<f32>> {
+        assert_eq!(t.dtype(), DType::F8E4M3, "gather returns the storage dtype");
+        Ok(t.to_dtype(DType::F32)?
+            .transpose(0, 1)?
+            .flatten_all()?
+            .to_vec1::<f32>()?)
+    }
+
+    /// `write` and `write_rows` into an fp8 cache, read back with `gather`, give exactly
+    /// clamp(±448) + the E4M3 cast of the rows (for f32, f16 and bf16 rows), and values past
+    /// 448 saturate to ±448.
+    #[test]
+    fn fp8_writes_saturate_and_round_like_the_cast() -> Result<()> {
+        for dtype in [DType::F32, DType::F16, DType::BF16] {
+            let (mut a, mut b) = (fp8_storage()?, fp8_storage()?);
+            let (kvh, d) = (a.num_kv_heads, a.head_dim);
+            let table = [5u32, 0, 3];
+            let k = wide_rows(10, kvh, d, 40.0)?.to_dtype(dtype)?;
+            let v = wide_rows(10, kvh, d, 0.05)?.to_dtype(dtype)?;
+            a.write(1, &table, 0, &k, &v)?;
+            b.write_rows(1, &a.slots(&table, 10)?, &k, &v)?;
+            for s in [&a, &b] {
+                let (kc, vc) = s.gather(1, &table, 10)?;
+                assert_eq!(gathered(&kc)?, expected_fp8(&k)?, "{dtype:?} K");
+                assert_eq!(gathered(&vc)?, expected_fp8(&v)?, "{dtype:?} V");
+                let kc = gathered(&kc)?;
+                let max = kc.iter().fold(0f32, |m, x| m.max(x.abs()));
+                assert_eq!(max, 448.0, "{dtype:?}: saturated, finite");
+                // The special values sit at every 5th element: 449 -> 448, -470 -> -448.
+                assert_eq!(
+                    (kc[0], kc[5], kc[10], kc[15]),
+                    (448.0, -448.0, 448.0, -448.0)
+                );
+                assert_eq!((kc[20], kc[25]), (448.0, -448.0));
+            }
+        }
+        Ok(())
+    }
+
+    /// The E4M3 rounding itself: nearest, ties to even, 3 mantissa bits, subnormals down to
+    /// 2^-9, NaN kept.
+    #[test]
+    fn fp8_rounding_is_nearest_even_and_satfinite() {
+        let r = |x: f32| fp8_e4m3_satfinite(x).to_f32();
+        assert_eq!(r(1.0625), 1.0, "tie between 1.0 and 1.125 goes to even 1.0");
+        assert_eq!(
+            r(1.1875),
+            1.25,
+            "tie between 1.125 and 1.25 goes to even 1.25"
+        );
+        assert_eq!(r(1.07), 1.125);
+        assert_eq!(r(300.0), 288.0);
+        assert_eq!(r(456.0), 448.0);
+        assert_eq!(r(f32::INFINITY), 448.0);
+        assert_eq!(r(f32::NEG_INFINITY), -448.0);
+        assert_eq!(r(2f32.powi(-9)), 2f32.powi(-9), "smallest subnormal");
+        assert_eq!(r(2f32.powi(-11)), 0.0);
+        assert!(r(f32::NAN).is_nan());
+    }
+
+    /// A NaN row stays NaN through both write paths (it is not clamped into a finite value).
+    #[test]
+    fn fp8_writes_keep_nan() -> Result<()> {
+        let mut s = fp8_storage()?;
+        let (kvh, d) = (s.num_kv_heads, s.head_dim);
+        let nan = Tensor::full(f32::NAN, (1, kvh, d), &Device::Cpu)?;
+        s.write(0, &[2], 0, &nan, &nan)?;
+        s.write_rows(0, &[9], &nan, &nan)?;
+        for slot in [8u32, 9] {
+            let (k, _) = s.layer(0)?;
+            let row = k.narrow(1, slot as usize, 1)?.to_dtype(DType::F32)?;
+            let row = row.flatten_all()?.to_vec1::<f32>()?;
+            assert!(row.iter().all(|x| x.is_nan()), "slot {slot}");
+        }
+        Ok(())
+    }
+
+    /// `copy_block` copies fp8 blocks byte for byte; sizes count one byte per element.
+    #[test]
+    fn fp8_copy_block_and_sizes() -> Result<()> {
+        let mut s = fp8_storage()?;
+        let (kvh, d) = (s.num_kv_heads, s.head_dim);
+        let k = wide_rows(4, kvh, d, 3.0)?;
+        s.write(3, &[1], 0, &k, &k)?;
+        s.copy_block(1, 4)?;
+        let (a, _) = s.gather(3, &[1], 4)?;
+        let (b, _) = s.gather(3, &[4], 4)?;
+        assert_eq!(gathered(&a)?, gathered(&b)?);
+        assert_eq!(gathered(&a)?, expected_fp8(&k)?);
+        let cfg = crate::presets::preset("tiny-llama")
+            .ok_or_else(|| EngineError::InvalidConfig("preset".into()))?;
+        let f16 = PagedKvStorage::bytes_per_block(&cfg, 4, DType::F16);
+        assert_eq!(
+            PagedKvStorage::bytes_per_block(&cfg, 4, DType::F8E4M3) * 2,
+            f16
+        );
+        assert_eq!(s.total_bytes(), 6 * f16 / 2);
         Ok(())
     }
 }

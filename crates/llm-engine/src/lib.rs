@@ -60,7 +60,9 @@ pub mod tokenizer;
 pub mod weights;
 
 pub use config::{Architecture, ModelConfig};
-pub use engine::{CompletedRequest, Engine, EngineConfig, KvCacheInfo, RequestOutput};
+pub use engine::{
+    CompletedRequest, Engine, EngineConfig, KvCacheDtype, KvCacheInfo, RequestOutput,
+};
 pub use error::{EngineError, Result};
 pub use kv_cache_storage::PagedKvStorage;
 pub use models::{

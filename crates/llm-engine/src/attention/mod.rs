@@ -14,6 +14,10 @@
 //! query heads of a group are stacked along the query axis, so one batched matmul per KV head
 //! serves them all. Scores and softmax run in f32 whatever the model dtype.
 //!
+//! The cache may hold another dtype than q (an fp8 E4M3 cache, [`crate::engine::KvCacheDtype`]):
+//! the CPU decode kernel widens cached rows as it reads them; the other reference paths convert
+//! the K/V they read to q's dtype before attending.
+//!
 //! Decode slices (one new token each) are attended together: their contexts are gathered into
 //! one padded `[num_kv_heads, B, T_max, head_dim]` tensor with the padding masked out, so a
 //! decode step of B sequences costs a fixed handful of tensor ops, not B times as many.
@@ -185,6 +189,7 @@ impl PagedAttention {
                 continue;
             }
             let (kc, vc) = kv.gather(layer, &s.block_table, s.start_pos + len)?;
+            let (kc, vc) = (kc.to_dtype(q.dtype())?, vc.to_dtype(q.dtype())?);
             parts.push(self.attend(&q.narrow(0, off, len)?, &kc, &vc, s.start_pos)?);
             for t in 0..len {
                 part_row_of_token[off + t] = next_row;
@@ -282,6 +287,10 @@ impl PagedAttention {
         }
         let device = q.device();
         let (k_cache, v_cache) = kv.layer(layer)?;
+        // A cache of another dtype (fp8) is converted whole before the `index_select`, which
+        // candle's CUDA backend may not have for fp8: a full copy per layer, acceptable on
+        // this reference path (the kernels read fp8 in place).
+        let (k_cache, v_cache) = (k_cache.to_dtype(q.dtype())?, v_cache.to_dtype(q.dtype())?);
         let slots = Tensor::from_vec(slots, b * t, device)?;
         // [KVH, B*T, D] -> [KVH, B, T, D]: per (head, sequence) a plain [T, D] matrix.
         let k = k_cache.index_select(&slots, 1)?.reshape((kvh, b, t, d))?;

@@ -5,6 +5,7 @@ use std::str::FromStr;
 
 use candle_core::{DType, Device};
 
+use crate::engine::kv_cache_dtype::KvCacheDtype;
 use crate::error::{EngineError, Result};
 use crate::models::LoadFormat;
 
@@ -107,8 +108,11 @@ pub struct EngineConfig {
     pub model: String,
     /// Where the weights come from (`Dummy`: random weights, no download).
     pub load_format: LoadFormat,
-    /// Weight, activation and KV-cache dtype.
+    /// Weight and activation dtype (and the KV cache's, with [`KvCacheDtype::Auto`]).
     pub dtype: DType,
+    /// The dtype K/V are stored in (vLLM's `kv_cache_dtype`): the model's (`Auto`, the
+    /// default) or FP8 E4M3 (half the bytes of f16/bf16, scale 1.0, saturating to ±448).
+    pub kv_cache_dtype: KvCacheDtype,
     /// `cpu`, `cuda` or `cuda:N`.
     pub device: String,
     /// Tokens per KV block (16).
@@ -144,6 +148,7 @@ impl Default for EngineConfig {
             model: "tiny-llama".into(),
             load_format: LoadFormat::Auto,
             dtype: DType::F32,
+            kv_cache_dtype: KvCacheDtype::Auto,
             device: "cpu".into(),
             block_size: 16,
             gpu_memory_utilization: 0.9,
@@ -169,11 +174,17 @@ impl EngineConfig {
         }
     }
 
+    /// The dtype of the KV cache's tensors: [`KvCacheDtype::storage_dtype`] of `dtype`.
+    pub fn kv_storage_dtype(&self) -> DType {
+        self.kv_cache_dtype.storage_dtype(self.dtype)
+    }
+
     /// Checks what can be checked before loading the model, and parses the device.
     ///
     /// # Errors
     /// [`EngineError::InvalidConfig`] (`max_num_seqs` 0, `max_num_batched_tokens` 0,
-    /// `block_size` 0, `gpu_memory_utilization` outside (0, 1], a zero budget),
+    /// `block_size` 0, `gpu_memory_utilization` outside (0, 1], a zero budget, an fp8 KV cache
+    /// on CUDA with an f32 model),
     /// [`EngineError::UnknownDevice`], [`EngineError::CudaNotCompiled`].
     pub fn validate(&self) -> Result<DeviceSpec> {
         let bad = |m: String| Err(EngineError::InvalidConfig(m));
@@ -206,6 +217,9 @@ impl EngineConfig {
             return Err(EngineError::CudaNotCompiled {
                 device: self.device.clone(),
             });
+        }
+        if matches!(device, DeviceSpec::Cuda(_)) {
+            self.kv_cache_dtype.check_cuda_dtype(self.dtype)?;
         }
         Ok(device)
     }

@@ -33,6 +33,7 @@ mod config;
 mod cuda_graph;
 #[cfg(feature = "cuda")]
 mod cuda_memory;
+pub mod kv_cache_dtype;
 pub mod kv_sizing;
 mod output;
 pub mod profile;
@@ -45,6 +46,7 @@ use candle_core::{DType, Device, Tensor};
 use tokenizers::Tokenizer;
 
 pub use config::{parse_dtype, DeviceSpec, EngineConfig, DEFAULT_CPU_KV_CACHE_BYTES};
+pub use kv_cache_dtype::KvCacheDtype;
 pub use kv_sizing::{KvCacheInfo, MemoryReport};
 pub use output::{CompletedRequest, RequestOutput, RequestTimings};
 
@@ -109,8 +111,9 @@ impl Engine {
     /// # Errors
     /// Configuration errors ([`EngineConfig::validate`]); model loading errors
     /// ([`crate::models::load_model`]); [`EngineError::InvalidConfig`] for a `max_model_len`
-    /// past the model's positions; [`EngineError::KvCacheTooSmall`] when the budget cannot hold
-    /// one sequence of `max_model_len` tokens.
+    /// past the model's positions, and for an fp8 KV cache on CUDA with a model the kernels do
+    /// not support ([`KvCacheDtype::check_cuda_support`]); [`EngineError::KvCacheTooSmall`]
+    /// when the budget cannot hold one sequence of `max_model_len` tokens.
     pub fn new(config: EngineConfig) -> Result<Self> {
         let device_spec = config.validate()?;
         let device = device_spec.open()?;
@@ -130,9 +133,14 @@ impl Engine {
                 "max_model_len {max_model_len} is longer than the model's max_position_embeddings {max_pos}"
             )));
         }
+        if matches!(device_spec, DeviceSpec::Cuda(_)) {
+            config
+                .kv_cache_dtype
+                .check_cuda_support(config.dtype, model_config.head_dim)?;
+        }
         let block_size = config.block_size;
-        let bytes_per_block =
-            PagedKvStorage::bytes_per_block(&model_config, block_size, config.dtype);
+        let kv_dtype = config.kv_storage_dtype();
+        let bytes_per_block = PagedKvStorage::bytes_per_block(&model_config, block_size, kv_dtype);
         let weights_bytes = model_config.weight_bytes(config.dtype);
         let mut memory = MemoryReport {
             weights_bytes,
@@ -167,7 +175,7 @@ impl Engine {
                 max_model_len,
             });
         }
-        let kv = PagedKvStorage::new(&model_config, num_blocks, block_size, config.dtype, &device)?;
+        let kv = PagedKvStorage::new(&model_config, num_blocks, block_size, kv_dtype, &device)?;
         let kv_info = KvCacheInfo::new(num_blocks, block_size, bytes_per_block, max_model_len);
         memory.kv_cache_bytes = kv_info.total_bytes;
         profile::record_device_memory(&device, &mut memory)?;
@@ -188,6 +196,7 @@ impl Engine {
             load_time_s = loaded.load_time.as_secs_f64(),
             num_blocks,
             bytes_per_block,
+            kv_cache_dtype = %config.kv_cache_dtype,
             max_model_len,
             "engine ready"
         );
@@ -254,6 +263,16 @@ impl Engine {
     /// Wall time of loading the model (config, weights, tokenizer).
     pub fn load_time(&self) -> Duration {
         self.load_time
+    }
+
+    /// The dtype K/V are stored in ([`KvCacheDtype::Auto`]: the compute dtype).
+    pub fn kv_cache_dtype(&self) -> KvCacheDtype {
+        self.config.kv_cache_dtype
+    }
+
+    /// The dtype of the KV cache's tensors (the compute dtype, or [`DType::F8E4M3`]).
+    pub fn kv_storage_dtype(&self) -> DType {
+        self.kv.dtype()
     }
 
     /// The longest sequence (prompt + output) a request may reach.

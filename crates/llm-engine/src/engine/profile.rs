@@ -53,7 +53,8 @@ pub fn gpu_num_blocks(
         max_model_len,
     );
     let scratch_blocks: usize = lens.iter().map(|l| l.div_ceil(bs)).sum();
-    let mut scratch = PagedKvStorage::new(cfg, scratch_blocks, bs, config.dtype, device)?;
+    let mut scratch =
+        PagedKvStorage::new(cfg, scratch_blocks, bs, config.kv_storage_dtype(), device)?;
     let mut next_block = 0u32;
     let vocab = cfg.vocab_size as u32;
     let slices: Vec<SeqSlice> = lens
