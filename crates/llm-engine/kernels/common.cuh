@@ -2,17 +2,69 @@
 #pragma once
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
+#include <cuda_fp8.h>
 #include <stdint.h>
+
+#include <type_traits>
+
+// The fp8 KV cache's element (E4M3, per-tensor scale 1.0 as vLLM's uncalibrated
+// --kv-cache-dtype fp8): writes round to nearest even and saturate to +-448 (NaN stays NaN).
+using fp8_e4m3 = __nv_fp8_e4m3;
 
 __device__ __forceinline__ float to_float(float x) { return x; }
 __device__ __forceinline__ float to_float(__half x) { return __half2float(x); }
 __device__ __forceinline__ float to_float(__nv_bfloat16 x) { return __bfloat162float(x); }
+__device__ __forceinline__ float to_float(fp8_e4m3 x) {
+  return __half2float(__half(__nv_cvt_fp8_to_halfraw(x.__x, __NV_E4M3)));
+}
 
 template <typename T> __device__ __forceinline__ T from_float(float x);
 template <> __device__ __forceinline__ float from_float<float>(float x) { return x; }
 template <> __device__ __forceinline__ __half from_float<__half>(float x) { return __float2half_rn(x); }
 template <> __device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float x) {
   return __float2bfloat16_rn(x);
+}
+template <> __device__ __forceinline__ fp8_e4m3 from_float<fp8_e4m3>(float x) {
+  fp8_e4m3 r;
+  r.__x = __nv_cvt_float_to_fp8(x, __NV_SATFINITE, __NV_E4M3);
+  return r;
+}
+
+// A model-dtype value as a cache element: the identity where they are one type, else rounded
+// through f32 (exact for f16 / bf16 inputs, so fp8 gets one rounding).
+template <typename C, typename T> __device__ __forceinline__ C to_cache(T x) {
+  if constexpr (std::is_same<C, T>::value) {
+    return x;
+  } else {
+    return from_float<C>(to_float(x));
+  }
+}
+
+// Two fp8 E4M3 values (the low byte first) as a pair of model-dtype elements, one register.
+template <typename T> __device__ __forceinline__ uint32_t fp8x2_to(uint32_t two);
+template <> __device__ __forceinline__ uint32_t fp8x2_to<__half>(uint32_t two) {
+  const __half2_raw h = __nv_cvt_fp8x2_to_halfraw2((__nv_fp8x2_storage_t)two, __NV_E4M3);
+  return (uint32_t)h.x | ((uint32_t)h.y << 16);
+}
+template <> __device__ __forceinline__ uint32_t fp8x2_to<__nv_bfloat16>(uint32_t two) {
+  // Every E4M3 value is exact in f16 and in bf16, so going through f16 and f32 is exact.
+  const __half2_raw h = __nv_cvt_fp8x2_to_halfraw2((__nv_fp8x2_storage_t)two, __NV_E4M3);
+  const float2 f = __half22float2(__half2(h));
+  const __nv_bfloat162 b = __floats2bfloat162_rn(f.x, f.y);
+  return *reinterpret_cast<const uint32_t*>(&b);
+}
+
+// 8 consecutive cache elements at `p` as 8 model-dtype (2-byte) elements in one 16-byte
+// vector: the vector itself where the cache has the model's dtype, else 8 fp8 bytes converted.
+template <typename T, typename C> __device__ __forceinline__ uint4 load8_as(const C* __restrict__ p) {
+  if constexpr (std::is_same<C, T>::value) {
+    return *reinterpret_cast<const uint4*>(p);
+  } else {
+    static_assert(std::is_same<C, fp8_e4m3>::value && sizeof(T) == 2, "fp8 cache, 2-byte model dtype");
+    const uint2 raw = *reinterpret_cast<const uint2*>(p);
+    return make_uint4(fp8x2_to<T>(raw.x & 0xffffu), fp8x2_to<T>(raw.x >> 16), fp8x2_to<T>(raw.y & 0xffffu),
+                      fp8x2_to<T>(raw.y >> 16));
+  }
 }
 
 // N consecutive elements, aligned so that one (or two) vector loads fetch them.

@@ -11,7 +11,7 @@
 //   cos_sin [max_pos, D] holds cos in its first D/2 columns and sin in the rest. `rotate` = 0
 //   only splits (GPT-2/OPT).
 // rope_qkv_to_cache_<t>: the same, but k and v go straight into their paged-cache slots and
-//   dst holds only q.
+//   dst holds only q; rope_qkv_to_cache_<t>_fp8 into an fp8 E4M3 cache.
 #include "common.cuh"
 
 // The sum of `x` over the block (blockDim.x a multiple of 32, at most 1024); every thread gets it.
@@ -234,33 +234,59 @@ __device__ void silu_mul_impl(T* __restrict__ dst, const T* __restrict__ gate_up
   }
 }
 
-// Where head `hh` of row `r` of the fused qkv goes: q heads to dst; with CACHE, k and v rows
-// straight into their slots of the paged cache (k_cache/v_cache [kv_heads, num_slots, head_dim],
-// row r to slot slots[r]: what reshape_and_cache does, without the extra launches and round
-// trip); without it, after q in dst as [k: rows*KVH*D][v: rows*KVH*D].
-template <typename T, bool CACHE>
-__device__ __forceinline__ T* split_dst(T* __restrict__ dst, long long r, int hh, long long rows, int heads,
-                                        int kv_heads, int head_dim, T* __restrict__ k_cache,
-                                        T* __restrict__ v_cache, const uint32_t* __restrict__ slots,
-                                        long long num_slots) {
-  if (hh < heads) return dst + (r * heads + hh) * head_dim;
-  const bool is_k = hh < heads + kv_heads;
+// Where head `hh` of row `r` of the fused qkv goes, as an element offset: q heads into dst;
+// with CACHE, k and v rows straight into their slots of the paged cache (k_cache/v_cache
+// [kv_heads, num_slots, head_dim], row r to slot slots[r]: what reshape_and_cache does, without
+// the extra launches and round trip); without it, after q in dst as
+// [k: rows*KVH*D][v: rows*KVH*D]. `to_cache`: the offset is into k_cache (is_k) or v_cache.
+template <bool CACHE>
+__device__ __forceinline__ long long split_offset(long long r, int hh, long long rows, int heads, int kv_heads,
+                                                  int head_dim, const uint32_t* __restrict__ slots,
+                                                  long long num_slots, bool& to_cache, bool& is_k) {
+  to_cache = false;
+  is_k = false;
+  if (hh < heads) return (r * heads + hh) * head_dim;
+  is_k = hh < heads + kv_heads;
   const long long kvh = is_k ? hh - heads : hh - heads - kv_heads;
-  if (CACHE) return (is_k ? k_cache : v_cache) + (kvh * num_slots + (long long)slots[r]) * head_dim;
+  if (CACHE) {
+    to_cache = true;
+    return (kvh * num_slots + (long long)slots[r]) * head_dim;
+  }
   const long long q_block = rows * heads * head_dim;
   const long long k_block = rows * kv_heads * head_dim;
-  return dst + q_block + (is_k ? 0 : k_block) + (r * kv_heads + kvh) * head_dim;
+  return q_block + (is_k ? 0 : k_block) + (r * kv_heads + kvh) * head_dim;
 }
 
-// qkv [rows, (H + 2*KVH) * D] split into q, k, v (see split_dst), q and k rotated: one thread
+// Stores the two N-element halves' vectors at out + i and out + half + i, converted to the
+// destination's element type (the identity unless it is an fp8 cache).
+template <typename T, typename C, int N>
+__device__ __forceinline__ void store_pair(C* __restrict__ out, int i, int half, const VecN<T, N>& a,
+                                           const VecN<T, N>& b) {
+  if constexpr (std::is_same<C, T>::value) {
+    *reinterpret_cast<VecN<T, N>*>(out + i) = a;
+    *reinterpret_cast<VecN<T, N>*>(out + half + i) = b;
+  } else {
+    VecN<C, N> ca, cb;
+#pragma unroll
+    for (int j = 0; j < N; ++j) {
+      ca.v[j] = to_cache<C>(a.v[j]);
+      cb.v[j] = to_cache<C>(b.v[j]);
+    }
+    *reinterpret_cast<VecN<C, N>*>(out + i) = ca;
+    *reinterpret_cast<VecN<C, N>*>(out + half + i) = cb;
+  }
+}
+
+// qkv [rows, (H + 2*KVH) * D] split into q, k, v (see split_offset), q and k rotated: one thread
 // per N consecutive pairs (i, i + D/2) of a head ("rotate half"), read and written as N-element
 // vectors (N = 16 bytes' worth on the vector path, 1 element-wise). Needs half % N == 0 and
-// N-element-aligned tensors.
-template <typename T, bool CACHE, int N>
+// N-element-aligned tensors. C: the cache's element type (T, or fp8: k and v rounded to T
+// first, as the reference path rounds them, then to fp8).
+template <typename T, typename C, bool CACHE, int N>
 __device__ void rope_split_qkv_n(T* __restrict__ dst, const T* __restrict__ qkv, const T* __restrict__ cos_sin,
                                  const uint32_t* __restrict__ positions, long long table_rows, long long rows,
-                                 int heads, int kv_heads, int head_dim, int rotate, T* __restrict__ k_cache,
-                                 T* __restrict__ v_cache, const uint32_t* __restrict__ slots, long long num_slots) {
+                                 int heads, int kv_heads, int head_dim, int rotate, C* __restrict__ k_cache,
+                                 C* __restrict__ v_cache, const uint32_t* __restrict__ slots, long long num_slots) {
   using Vec = VecN<T, N>;
   const int half = head_dim / 2;
   const int chunks = half / N;  // vectors per half head
@@ -272,9 +298,10 @@ __device__ void rope_split_qkv_n(T* __restrict__ dst, const T* __restrict__ qkv,
     const int hh = rem / chunks;  // head in the fused row: q heads, k heads, v heads
     const int i = (rem - hh * chunks) * N;
     const T* src = qkv + r * width + hh * head_dim;
-    T* out = split_dst<T, CACHE>(dst, r, hh, rows, heads, kv_heads, head_dim, k_cache, v_cache, slots, num_slots);
-    const Vec a = *reinterpret_cast<const Vec*>(src + i);
-    const Vec b = *reinterpret_cast<const Vec*>(src + half + i);
+    bool cached, is_k;
+    const long long off = split_offset<CACHE>(r, hh, rows, heads, kv_heads, head_dim, slots, num_slots, cached, is_k);
+    Vec o1 = *reinterpret_cast<const Vec*>(src + i);
+    Vec o2 = *reinterpret_cast<const Vec*>(src + half + i);
     // A position past the table (never scheduled: the engine caps lengths at the model's
     // max_position_embeddings, the table's length) reads nothing out of bounds.
     const long long pos = rotate ? (long long)positions[r] : 0;
@@ -282,41 +309,51 @@ __device__ void rope_split_qkv_n(T* __restrict__ dst, const T* __restrict__ qkv,
       const T* table = cos_sin + pos * head_dim;
       const Vec c = *reinterpret_cast<const Vec*>(table + i);
       const Vec s = *reinterpret_cast<const Vec*>(table + half + i);
-      Vec o1, o2;
 #pragma unroll
       for (int j = 0; j < N; ++j) {
         const float cj = to_float(c.v[j]), sj = to_float(s.v[j]);
-        const float x1 = to_float(a.v[j]), x2 = to_float(b.v[j]);
+        const float x1 = to_float(o1.v[j]), x2 = to_float(o2.v[j]);
         o1.v[j] = from_float<T>(x1 * cj - x2 * sj);
         o2.v[j] = from_float<T>(x2 * cj + x1 * sj);
       }
-      *reinterpret_cast<Vec*>(out + i) = o1;
-      *reinterpret_cast<Vec*>(out + half + i) = o2;
+    }
+    if (cached) {
+      store_pair<T, C, N>((is_k ? k_cache : v_cache) + off, i, half, o1, o2);
     } else {
-      *reinterpret_cast<Vec*>(out + i) = a;
-      *reinterpret_cast<Vec*>(out + half + i) = b;
+      store_pair<T, T, N>(dst + off, i, half, o1, o2);
     }
   });
 }
 
 // The 16-byte vector path where the half head splits into vectors and the tensors are
 // aligned, else element-wise.
-template <typename T, bool CACHE>
+template <typename T, typename C, bool CACHE>
 __device__ void rope_split_qkv_impl(T* __restrict__ dst, const T* __restrict__ qkv, const T* __restrict__ cos_sin,
                                     const uint32_t* __restrict__ positions, long long table_rows, long long rows,
-                                    int heads, int kv_heads, int head_dim, int rotate, T* __restrict__ k_cache,
-                                    T* __restrict__ v_cache, const uint32_t* __restrict__ slots,
+                                    int heads, int kv_heads, int head_dim, int rotate, C* __restrict__ k_cache,
+                                    C* __restrict__ v_cache, const uint32_t* __restrict__ slots,
                                     long long num_slots) {
   constexpr int VE = 16 / sizeof(T);
   if ((head_dim / 2) % VE == 0 && aligned16(dst) && aligned16(qkv) && aligned16(cos_sin) &&
       (!CACHE || (aligned16(k_cache) && aligned16(v_cache)))) {
-    rope_split_qkv_n<T, CACHE, VE>(dst, qkv, cos_sin, positions, table_rows, rows, heads, kv_heads, head_dim,
-                                   rotate, k_cache, v_cache, slots, num_slots);
+    rope_split_qkv_n<T, C, CACHE, VE>(dst, qkv, cos_sin, positions, table_rows, rows, heads, kv_heads, head_dim,
+                                      rotate, k_cache, v_cache, slots, num_slots);
   } else {
-    rope_split_qkv_n<T, CACHE, 1>(dst, qkv, cos_sin, positions, table_rows, rows, heads, kv_heads, head_dim,
-                                  rotate, k_cache, v_cache, slots, num_slots);
+    rope_split_qkv_n<T, C, CACHE, 1>(dst, qkv, cos_sin, positions, table_rows, rows, heads, kv_heads, head_dim,
+                                     rotate, k_cache, v_cache, slots, num_slots);
   }
 }
+
+// rope_qkv_to_cache into an fp8 E4M3 cache: rope_qkv_to_cache_<t>_fp8.
+#define ROPE_TO_FP8_CACHE(NAME, T)                                                                \
+  extern "C" __global__ void rope_qkv_to_cache_##NAME##_fp8(                                      \
+      T* dst, const T* qkv, const T* cos_sin, const uint32_t* positions, long long table_rows,    \
+      long long rows, int heads, int kv_heads, int head_dim, int rotate, fp8_e4m3* k_cache,       \
+      fp8_e4m3* v_cache, const uint32_t* slots, long long num_slots) {                            \
+    rope_split_qkv_impl<T, fp8_e4m3, true>(dst, qkv, cos_sin, positions, table_rows, rows, heads, \
+                                           kv_heads, head_dim, rotate, k_cache, v_cache, slots,   \
+                                           num_slots);                                            \
+  }
 
 #define FUSED_OPS(NAME, T)                                                                          \
   extern "C" __global__ void add_rms_norm_##NAME(T* dst, const T* x, const T* delta, const T* weight, \
@@ -335,17 +372,20 @@ __device__ void rope_split_qkv_impl(T* __restrict__ dst, const T* __restrict__ q
                                                    const uint32_t* positions, long long table_rows, \
                                                    long long rows, int heads, int kv_heads,         \
                                                    int head_dim, int rotate) {                      \
-    rope_split_qkv_impl<T, false>(dst, qkv, cos_sin, positions, table_rows, rows, heads, kv_heads,  \
+    rope_split_qkv_impl<T, T, false>(dst, qkv, cos_sin, positions, table_rows, rows, heads, kv_heads,  \
                                   head_dim, rotate, nullptr, nullptr, nullptr, 0);                  \
   }                                                                                                 \
   extern "C" __global__ void rope_qkv_to_cache_##NAME(                                              \
       T* dst, const T* qkv, const T* cos_sin, const uint32_t* positions, long long table_rows,      \
       long long rows, int heads, int kv_heads, int head_dim, int rotate, T* k_cache, T* v_cache,    \
       const uint32_t* slots, long long num_slots) {                                                 \
-    rope_split_qkv_impl<T, true>(dst, qkv, cos_sin, positions, table_rows, rows, heads, kv_heads,   \
+    rope_split_qkv_impl<T, T, true>(dst, qkv, cos_sin, positions, table_rows, rows, heads, kv_heads,   \
                                  head_dim, rotate, k_cache, v_cache, slots, num_slots);             \
   }
 
 FUSED_OPS(f32, float)
 FUSED_OPS(f16, __half)
 FUSED_OPS(bf16, __nv_bfloat16)
+ROPE_TO_FP8_CACHE(f32, float)
+ROPE_TO_FP8_CACHE(f16, __half)
+ROPE_TO_FP8_CACHE(bf16, __nv_bfloat16)

@@ -37,9 +37,9 @@
 #define PREFILL_WARPS 4
 #define PREFILL_ROWS 16
 
-template <typename T, int EPL, int QPB, int NW>
+template <typename T, typename C, int EPL, int QPB, int NW>
 __device__ void paged_decode_impl(T* __restrict__ out, const T* __restrict__ q,
-                                  const T* __restrict__ k_cache, const T* __restrict__ v_cache,
+                                  const C* __restrict__ k_cache, const C* __restrict__ v_cache,
                                   const uint32_t* __restrict__ block_tables,
                                   const uint32_t* __restrict__ context_lens,
                                   const uint32_t* __restrict__ query_starts,
@@ -69,8 +69,8 @@ __device__ void paged_decode_impl(T* __restrict__ out, const T* __restrict__ q,
 #pragma unroll
     for (int i = 0; i < EPL; ++i) qv[h][i] *= scale;
   }
-  const T* k_head = k_cache + (long long)kvh * num_slots * head_dim;
-  const T* v_head = v_cache + (long long)kvh * num_slots * head_dim;
+  const C* k_head = k_cache + (long long)kvh * num_slots * head_dim;
+  const C* v_head = v_cache + (long long)kvh * num_slots * head_dim;
 
   float m[QPB], l[QPB], acc[QPB][EPL];
 #pragma unroll
@@ -94,8 +94,8 @@ __device__ void paged_decode_impl(T* __restrict__ out, const T* __restrict__ q,
       const int j = j0 + u;
       if (j < ctx) {
         const long long row = slot_of(table, j, block_size) * head_dim;
-        load_floats<T, EPL>(k_head + row, e0, head_dim, aligned, kd[u]);
-        load_floats<T, EPL>(v_head + row, e0, head_dim, aligned, vd[u]);
+        load_floats<C, EPL>(k_head + row, e0, head_dim, aligned, kd[u]);
+        load_floats<C, EPL>(v_head + row, e0, head_dim, aligned, vd[u]);
       } else {
 #pragma unroll
         for (int i = 0; i < EPL; ++i) kd[u][i] = vd[u][i] = 0.f;
@@ -172,9 +172,9 @@ __device__ void paged_decode_impl(T* __restrict__ out, const T* __restrict__ q,
                                          sm_m, sm_l, sm_acc, 32 * EPL, head_dim);
 }
 
-template <typename T, int EPL, int QPB, int BK>
+template <typename T, typename C, int EPL, int QPB, int BK>
 __device__ void paged_prefill_impl(T* __restrict__ out, const T* __restrict__ q,
-                                   const T* __restrict__ k_cache, const T* __restrict__ v_cache,
+                                   const C* __restrict__ k_cache, const C* __restrict__ v_cache,
                                    const uint32_t* __restrict__ block_tables,
                                    const uint32_t* __restrict__ tiles, int num_heads,
                                    int num_kv_heads, int head_dim, int block_size, int max_blocks,
@@ -195,8 +195,8 @@ __device__ void paged_prefill_impl(T* __restrict__ out, const T* __restrict__ q,
   const int nq = t.nq, p0 = t.p0, head0 = t.head0, kvh = t.kvh;
   const uint32_t* table = t.table;
   const long long row_stride = (long long)num_heads * D;
-  const T* k_head = k_cache + (long long)kvh * num_slots * D;
-  const T* v_head = v_cache + (long long)kvh * num_slots * D;
+  const C* k_head = k_cache + (long long)kvh * num_slots * D;
+  const C* v_head = v_cache + (long long)kvh * num_slots * D;
 
   for (int idx = threadIdx.x; idx < ROWS * D; idx += NW * 32) {
     const int r = idx / D;
@@ -287,46 +287,57 @@ __device__ void paged_prefill_impl(T* __restrict__ out, const T* __restrict__ q,
   }
 }
 
-#define DECODE_KERNEL_NW(NAME, T, EPL, QPB, NW, SUFFIX)                                         \
+#define DECODE_KERNEL_NW(NAME, T, C, EPL, QPB, NW, SUFFIX)                                         \
   extern "C" __global__ void __launch_bounds__(NW * 32)                                         \
       paged_decode_##NAME##_e##EPL##_q##QPB##SUFFIX(                                            \
-          T* out, const T* q, const T* k_cache, const T* v_cache, const uint32_t* block_tables, \
+          T* out, const T* q, const C* k_cache, const C* v_cache, const uint32_t* block_tables, \
           const uint32_t* context_lens, const uint32_t* query_starts,                           \
           const uint32_t* decode_slices, int num_heads, int num_kv_heads, int head_dim,         \
           int block_size, int max_blocks, long long num_slots, float scale,                     \
           int sliding_window) {                                                                 \
-    paged_decode_impl<T, EPL, QPB, NW>(out, q, k_cache, v_cache, block_tables, context_lens,    \
+    paged_decode_impl<T, C, EPL, QPB, NW>(out, q, k_cache, v_cache, block_tables, context_lens,    \
                                        query_starts, decode_slices, num_heads, num_kv_heads,    \
                                        head_dim, block_size, max_blocks, num_slots, scale,      \
                                        sliding_window);                                         \
   }
-#define DECODE_KERNEL(NAME, T, EPL, QPB) DECODE_KERNEL_NW(NAME, T, EPL, QPB, DECODE_WARPS, )
+#define DECODE_KERNEL(NAME, T, C, EPL, QPB) DECODE_KERNEL_NW(NAME, T, C, EPL, QPB, DECODE_WARPS, )
 // The wide variants exist where EPL * QPB <= 16, so that a thread's registers fit the
 // 128 a 512-thread block allows (host: `wide_decode_variant` in src/cuda/paged_attention.rs).
-#define DECODE_KERNEL_WIDE(NAME, T, EPL, QPB) \
-  DECODE_KERNEL_NW(NAME, T, EPL, QPB, DECODE_WARPS_WIDE, _w16)
+#define DECODE_KERNEL_WIDE(NAME, T, C, EPL, QPB) \
+  DECODE_KERNEL_NW(NAME, T, C, EPL, QPB, DECODE_WARPS_WIDE, _w16)
 
-#define PREFILL_KERNEL(NAME, T, EPL, QPB)                                                       \
+#define PREFILL_KERNEL(NAME, T, C, EPL, QPB)                                                       \
   extern "C" __global__ void __launch_bounds__(PREFILL_WARPS * 32)                              \
       paged_prefill_##NAME##_e##EPL##_q##QPB(                                                   \
-          T* out, const T* q, const T* k_cache, const T* v_cache, const uint32_t* block_tables, \
+          T* out, const T* q, const C* k_cache, const C* v_cache, const uint32_t* block_tables, \
           const uint32_t* tiles, int num_heads, int num_kv_heads, int head_dim, int block_size, \
           int max_blocks, long long num_slots, float scale, int sliding_window) {               \
-    paged_prefill_impl<T, EPL, QPB, (EPL >= 8 ? 8 : 32)>(                                       \
+    paged_prefill_impl<T, C, EPL, QPB, (EPL >= 8 ? 8 : 32)>(                                       \
         out, q, k_cache, v_cache, block_tables, tiles, num_heads, num_kv_heads, head_dim,       \
         block_size, max_blocks, num_slots, scale, sliding_window);                              \
   }
 
-#define FOR_QPB(M, NAME, T, EPL) M(NAME, T, EPL, 1) M(NAME, T, EPL, 2) M(NAME, T, EPL, 4) M(NAME, T, EPL, 8)
+#define FOR_QPB(M, NAME, T, C, EPL) \
+  M(NAME, T, C, EPL, 1) M(NAME, T, C, EPL, 2) M(NAME, T, C, EPL, 4) M(NAME, T, C, EPL, 8)
+// Every decode and prefill kernel for elements of EPL = 1, 2, 4, 8 per lane.
 #define PAGED_ATTENTION_KERNELS(NAME, T)                                                        \
-  FOR_QPB(DECODE_KERNEL, NAME, T, 1) FOR_QPB(DECODE_KERNEL, NAME, T, 2)                         \
-  FOR_QPB(DECODE_KERNEL, NAME, T, 4) FOR_QPB(DECODE_KERNEL, NAME, T, 8)                         \
-  FOR_QPB(PREFILL_KERNEL, NAME, T, 1) FOR_QPB(PREFILL_KERNEL, NAME, T, 2)                       \
-  FOR_QPB(PREFILL_KERNEL, NAME, T, 4) FOR_QPB(PREFILL_KERNEL, NAME, T, 8)                       \
-  DECODE_KERNEL_WIDE(NAME, T, 1, 1) DECODE_KERNEL_WIDE(NAME, T, 1, 2)                           \
-  DECODE_KERNEL_WIDE(NAME, T, 1, 4) DECODE_KERNEL_WIDE(NAME, T, 1, 8)                           \
-  DECODE_KERNEL_WIDE(NAME, T, 2, 1) DECODE_KERNEL_WIDE(NAME, T, 2, 2)                           \
-  DECODE_KERNEL_WIDE(NAME, T, 2, 4) DECODE_KERNEL_WIDE(NAME, T, 4, 1)                           \
-  DECODE_KERNEL_WIDE(NAME, T, 4, 2) DECODE_KERNEL_WIDE(NAME, T, 8, 1)                           \
-  DECODE_KERNEL_WIDE(NAME, T, 2, 8) DECODE_KERNEL_WIDE(NAME, T, 4, 4)                           \
-  DECODE_KERNEL_WIDE(NAME, T, 8, 2)
+  FOR_QPB(DECODE_KERNEL, NAME, T, T, 1) FOR_QPB(DECODE_KERNEL, NAME, T, T, 2)                   \
+  FOR_QPB(DECODE_KERNEL, NAME, T, T, 4) FOR_QPB(DECODE_KERNEL, NAME, T, T, 8)                   \
+  FOR_QPB(PREFILL_KERNEL, NAME, T, T, 1) FOR_QPB(PREFILL_KERNEL, NAME, T, T, 2)                 \
+  FOR_QPB(PREFILL_KERNEL, NAME, T, T, 4) FOR_QPB(PREFILL_KERNEL, NAME, T, T, 8)                 \
+  DECODE_KERNEL_WIDE(NAME, T, T, 1, 1) DECODE_KERNEL_WIDE(NAME, T, T, 1, 2)                     \
+  DECODE_KERNEL_WIDE(NAME, T, T, 1, 4) DECODE_KERNEL_WIDE(NAME, T, T, 1, 8)                     \
+  DECODE_KERNEL_WIDE(NAME, T, T, 2, 1) DECODE_KERNEL_WIDE(NAME, T, T, 2, 2)                     \
+  DECODE_KERNEL_WIDE(NAME, T, T, 2, 4) DECODE_KERNEL_WIDE(NAME, T, T, 4, 1)                     \
+  DECODE_KERNEL_WIDE(NAME, T, T, 4, 2) DECODE_KERNEL_WIDE(NAME, T, T, 8, 1)                     \
+  DECODE_KERNEL_WIDE(NAME, T, T, 2, 8) DECODE_KERNEL_WIDE(NAME, T, T, 4, 4)                     \
+  DECODE_KERNEL_WIDE(NAME, T, T, 8, 2)
+// The same over an fp8 E4M3 cache (kernels *_<t>_fp8_*), for head_dims 64 and 128 only
+// (EPL 2 and 4): the fallbacks of the vector decode and register prefill kernels.
+#define PAGED_ATTENTION_KERNELS_FP8(NAME, T)                                                    \
+  FOR_QPB(DECODE_KERNEL, NAME, T, fp8_e4m3, 2) FOR_QPB(DECODE_KERNEL, NAME, T, fp8_e4m3, 4)     \
+  FOR_QPB(PREFILL_KERNEL, NAME, T, fp8_e4m3, 2) FOR_QPB(PREFILL_KERNEL, NAME, T, fp8_e4m3, 4)   \
+  DECODE_KERNEL_WIDE(NAME, T, fp8_e4m3, 2, 1) DECODE_KERNEL_WIDE(NAME, T, fp8_e4m3, 2, 2)       \
+  DECODE_KERNEL_WIDE(NAME, T, fp8_e4m3, 2, 4) DECODE_KERNEL_WIDE(NAME, T, fp8_e4m3, 2, 8)       \
+  DECODE_KERNEL_WIDE(NAME, T, fp8_e4m3, 4, 1) DECODE_KERNEL_WIDE(NAME, T, fp8_e4m3, 4, 2)       \
+  DECODE_KERNEL_WIDE(NAME, T, fp8_e4m3, 4, 4)

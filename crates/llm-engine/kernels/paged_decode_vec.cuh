@@ -19,14 +19,32 @@
 //   scores are merged per warp with one max over the KPR key groups, and the groups' partial
 //   (sum, acc) are added at the end: m is warp-uniform throughout.
 //
+// - over an fp8 E4M3 cache (C = fp8_e4m3, kernels *_<t>_fp8_*) a lane keeps its dims (VE of the
+//   model dtype's 16-byte vector) and loads them as 8 bytes; a warp then issues twice as many
+//   loads (R) per iteration, so it has the same bytes in flight, and converts pairs of fp8
+//   values with one instruction each (cvt e4m3x2 -> f16x2, exact) before the f32 math.
+//
 // Grid (num_heads / QPB, num_decodes), NW warps; warp w takes key groups w, w + NW, ...
 // Shared memory: block table [max_blocks] u32, then m [NW][QPB], l [NW][QPB], acc [NW][QPB][D].
 #pragma once
 #include "common.cuh"
 
-template <typename T, int D, int QPB, int NW>
+// Elements 2p and 2p + 1 of a lane's cache vector as f32: `v` holds them in the model dtype
+// (VecN) or as fp8 E4M3 bytes (uint2, 8 elements); `p` is a constant after unrolling.
+template <typename T, int N>
+__device__ __forceinline__ float2 cache_pair(const VecN<T, N>& v, int p) {
+  return make_float2(to_float(v.v[2 * p]), to_float(v.v[2 * p + 1]));
+}
+__device__ __forceinline__ float2 cache_pair(const uint2& v, int p) {
+  const uint32_t word = (p >> 1) ? v.y : v.x;
+  const uint32_t two = (p & 1) ? word >> 16 : word & 0xffffu;
+  const __half2_raw h = __nv_cvt_fp8x2_to_halfraw2((__nv_fp8x2_storage_t)two, __NV_E4M3);
+  return __half22float2(__half2(h));
+}
+
+template <typename T, typename C, int D, int QPB, int NW>
 __device__ void paged_decode_vec_impl(T* __restrict__ out, const T* __restrict__ q,
-                                      const T* __restrict__ k_cache, const T* __restrict__ v_cache,
+                                      const C* __restrict__ k_cache, const C* __restrict__ v_cache,
                                       const uint32_t* __restrict__ block_tables,
                                       const uint32_t* __restrict__ context_lens,
                                       const uint32_t* __restrict__ query_starts,
@@ -37,9 +55,15 @@ __device__ void paged_decode_vec_impl(T* __restrict__ out, const T* __restrict__
   constexpr int LPK = D / VE;         // lanes per key row
   static_assert(LPK == 4 || LPK == 8 || LPK == 16 || LPK == 32, "row of 4..32 vectors");
   constexpr int KPR = 32 / LPK;  // keys per warp-wide load
-  constexpr int R = QPB >= 8 ? 1 : 8 / QPB;  // loads of K (and of V) per warp iteration
-  constexpr int KPI = R * KPR;               // keys per warp iteration
+  // Loads of K (and of V) per warp iteration: 2x over an fp8 cache (8-byte loads) at QPB 1
+  // (more query heads leave no registers for them).
+  constexpr int R = (QPB >= 8 ? 1 : 8 / QPB) * (QPB == 1 ? (int)(sizeof(T) / sizeof(C)) : 1);
+  constexpr int KPI = R * KPR;  // keys per warp iteration
   using Vec = VecN<T, VE>;
+  constexpr bool FP8 = !std::is_same<C, T>::value;
+  static_assert(!FP8 || (std::is_same<C, fp8_e4m3>::value && VE == 8), "fp8 cache, 2-byte model dtype");
+  // A lane's VE cache elements as loaded: the model dtype's vector, or 8 fp8 bytes.
+  using Raw = typename std::conditional<FP8, uint2, Vec>::type;
 
   extern __shared__ float smem[];
   uint32_t* s_table = reinterpret_cast<uint32_t*>(smem);
@@ -73,8 +97,8 @@ __device__ void paged_decode_vec_impl(T* __restrict__ out, const T* __restrict__
 #pragma unroll
     for (int i = 0; i < VE; ++i) qv[h][i] = to_float(v.v[i]) * q_scale;
   }
-  const T* k_head = k_cache + (long long)kvh * num_slots * D + e0;
-  const T* v_head = v_cache + (long long)kvh * num_slots * D + e0;
+  const C* k_head = k_cache + (long long)kvh * num_slots * D + e0;
+  const C* v_head = v_cache + (long long)kvh * num_slots * D + e0;
 
   float m[QPB], l[QPB], acc[QPB][VE];
 #pragma unroll
@@ -87,7 +111,7 @@ __device__ void paged_decode_vec_impl(T* __restrict__ out, const T* __restrict__
   __syncthreads();  // the table is staged
 
   for (int j0 = first + warp * KPI; j0 < ctx; j0 += NW * KPI) {
-    Vec kr[R], vr[R];
+    Raw kr[R], vr[R];
     bool valid[R];
     // Positions past the context load the last row instead (no branch around the loads, so
     // all 2R of them issue back to back); their scores are masked.
@@ -97,8 +121,8 @@ __device__ void paged_decode_vec_impl(T* __restrict__ out, const T* __restrict__
       valid[r] = j < ctx;
       const int jl = valid[r] ? j : ctx - 1;
       const long long row = ((long long)s_table[jl >> block_shift] << block_shift | (jl & mask)) * D;
-      kr[r] = *reinterpret_cast<const Vec*>(k_head + row);
-      vr[r] = *reinterpret_cast<const Vec*>(v_head + row);
+      kr[r] = *reinterpret_cast<const Raw*>(k_head + row);
+      vr[r] = *reinterpret_cast<const Raw*>(v_head + row);
     }
 #pragma unroll
     for (int h = 0; h < QPB; ++h) {
@@ -108,7 +132,11 @@ __device__ void paged_decode_vec_impl(T* __restrict__ out, const T* __restrict__
       for (int r = 0; r < R; ++r) {
         float part = 0.f;
 #pragma unroll
-        for (int i = 0; i < VE; ++i) part += qv[h][i] * to_float(kr[r].v[i]);
+        for (int i = 0; i < VE / 2; ++i) {
+          const float2 kk = cache_pair(kr[r], i);
+          part += qv[h][2 * i] * kk.x;
+          part += qv[h][2 * i + 1] * kk.y;
+        }
 #pragma unroll
         for (int o = LPK / 2; o > 0; o >>= 1) part += __shfl_xor_sync(0xffffffffu, part, o);
         s[r] = valid[r] ? part : -INFINITY;
@@ -128,11 +156,16 @@ __device__ void paged_decode_vec_impl(T* __restrict__ out, const T* __restrict__
       }
       l[h] = l[h] * alpha + p_sum;
 #pragma unroll
-      for (int i = 0; i < VE; ++i) {
-        float a = acc[h][i] * alpha;
+      for (int i = 0; i < VE / 2; ++i) {
+        float a0 = acc[h][2 * i] * alpha, a1 = acc[h][2 * i + 1] * alpha;
 #pragma unroll
-        for (int r = 0; r < R; ++r) a += s[r] * to_float(vr[r].v[i]);
-        acc[h][i] = a;
+        for (int r = 0; r < R; ++r) {
+          const float2 vv = cache_pair(vr[r], i);
+          a0 += s[r] * vv.x;
+          a1 += s[r] * vv.y;
+        }
+        acc[h][2 * i] = a0;
+        acc[h][2 * i + 1] = a1;
       }
       m[h] = m_new;
     }
@@ -166,26 +199,29 @@ __device__ void paged_decode_vec_impl(T* __restrict__ out, const T* __restrict__
                                         sm_acc, D, D);
 }
 
-#define DECODE_VEC_KERNEL_NW(NAME, T, D, QPB, NW)                                                \
+#define DECODE_VEC_KERNEL_NW(NAME, T, C, D, QPB, NW)                                             \
   extern "C" __global__ void __launch_bounds__(NW * 32, (NW == 4 && QPB <= 2) ? 5 : 1) paged_decode_vec_##NAME##_d##D##_q##QPB##_w##NW( \
-      T* out, const T* q, const T* k_cache, const T* v_cache, const uint32_t* block_tables,      \
+      T* out, const T* q, const C* k_cache, const C* v_cache, const uint32_t* block_tables,      \
       const uint32_t* context_lens, const uint32_t* query_starts, const uint32_t* decode_slices,  \
       int num_heads, int num_kv_heads, int block_shift, int max_blocks, long long num_slots,     \
       float scale, int sliding_window) {                                                         \
-    paged_decode_vec_impl<T, D, QPB, NW>(out, q, k_cache, v_cache, block_tables, context_lens,   \
-                                         query_starts, decode_slices, num_heads, num_kv_heads,   \
-                                         block_shift, max_blocks, num_slots, scale,              \
-                                         sliding_window);                                        \
+    paged_decode_vec_impl<T, C, D, QPB, NW>(out, q, k_cache, v_cache, block_tables, context_lens, \
+                                            query_starts, decode_slices, num_heads, num_kv_heads, \
+                                            block_shift, max_blocks, num_slots, scale,            \
+                                            sliding_window);                                      \
   }
-#define DECODE_VEC_KERNEL(NAME, T, D, QPB) \
-  DECODE_VEC_KERNEL_NW(NAME, T, D, QPB, 4) DECODE_VEC_KERNEL_NW(NAME, T, D, QPB, 16)
-#define DECODE_VEC_KERNELS_D(NAME, T, D)                                              \
-  DECODE_VEC_KERNEL(NAME, T, D, 1) DECODE_VEC_KERNEL(NAME, T, D, 2) DECODE_VEC_KERNEL(NAME, T, D, 4) \
-  DECODE_VEC_KERNEL(NAME, T, D, 8)
+#define DECODE_VEC_KERNEL(NAME, T, C, D, QPB) \
+  DECODE_VEC_KERNEL_NW(NAME, T, C, D, QPB, 4) DECODE_VEC_KERNEL_NW(NAME, T, C, D, QPB, 16)
+#define DECODE_VEC_KERNELS_D(NAME, T, C, D)                                                   \
+  DECODE_VEC_KERNEL(NAME, T, C, D, 1) DECODE_VEC_KERNEL(NAME, T, C, D, 2) DECODE_VEC_KERNEL(NAME, T, C, D, 4) \
+  DECODE_VEC_KERNEL(NAME, T, C, D, 8)
 // head_dims of 4..32 vectors of 16 bytes: 32..256 for 2-byte types, 16..128 for f32.
 #define DECODE_VEC_KERNELS_HALF(NAME, T) \
-  DECODE_VEC_KERNELS_D(NAME, T, 32) DECODE_VEC_KERNELS_D(NAME, T, 64) \
-  DECODE_VEC_KERNELS_D(NAME, T, 128) DECODE_VEC_KERNELS_D(NAME, T, 256)
+  DECODE_VEC_KERNELS_D(NAME, T, T, 32) DECODE_VEC_KERNELS_D(NAME, T, T, 64) \
+  DECODE_VEC_KERNELS_D(NAME, T, T, 128) DECODE_VEC_KERNELS_D(NAME, T, T, 256)
 #define DECODE_VEC_KERNELS_F32(NAME, T) \
-  DECODE_VEC_KERNELS_D(NAME, T, 16) DECODE_VEC_KERNELS_D(NAME, T, 32) \
-  DECODE_VEC_KERNELS_D(NAME, T, 64) DECODE_VEC_KERNELS_D(NAME, T, 128)
+  DECODE_VEC_KERNELS_D(NAME, T, T, 16) DECODE_VEC_KERNELS_D(NAME, T, T, 32) \
+  DECODE_VEC_KERNELS_D(NAME, T, T, 64) DECODE_VEC_KERNELS_D(NAME, T, T, 128)
+// Over an fp8 E4M3 cache: head_dims 64 and 128.
+#define DECODE_VEC_KERNELS_FP8(NAME, T) \
+  DECODE_VEC_KERNELS_D(NAME, T, fp8_e4m3, 64) DECODE_VEC_KERNELS_D(NAME, T, fp8_e4m3, 128)

@@ -26,13 +26,16 @@
 //   runs of D/8 dims per row.
 // Keys outside [key_lo, key_hi) of a group load a valid row of the group (masked), so P = 0
 // never meets a non-finite value in the mma.
+// Over an fp8 E4M3 cache (C = fp8_e4m3, kernels paged_prefill_mma_<t>_fp8_*) each of those
+// 16-byte loads is an 8-byte load of the same 8 dims, converted exactly to the model dtype
+// (load8_as): the fragments and the mma are the same.
 #pragma once
 #include "mma.cuh"
 
-template <typename T, int D, int QPB>
+template <typename T, typename C, int D, int QPB>
 __device__ void paged_prefill_mma_impl(T* __restrict__ out, const T* __restrict__ q,
-                                       const T* __restrict__ k_cache,
-                                       const T* __restrict__ v_cache,
+                                       const C* __restrict__ k_cache,
+                                       const C* __restrict__ v_cache,
                                        const uint32_t* __restrict__ block_tables,
                                        const uint32_t* __restrict__ tiles, int num_heads,
                                        int num_kv_heads, int block_size, int max_blocks,
@@ -52,8 +55,8 @@ __device__ void paged_prefill_mma_impl(T* __restrict__ out, const T* __restrict_
   const PrefillTile tile = prefill_tile(tiles, block_tables, max_blocks, num_heads, num_kv_heads, QPB);
   const long long row_stride = (long long)num_heads * D;
   const int rows = tile.nq * QPB;
-  const T* k_head = k_cache + (long long)tile.kvh * num_slots * D + t * (D / 4);
-  const T* v_head = v_cache + (long long)tile.kvh * num_slots * D + g * (D / 8);
+  const C* k_head = k_cache + (long long)tile.kvh * num_slots * D + t * (D / 4);
+  const C* v_head = v_cache + (long long)tile.kvh * num_slots * D + g * (D / 8);
 
   // Rows g and g + 8: Q (zero past the tile), position, window start.
   uint4 qa[2][KV];
@@ -86,16 +89,16 @@ __device__ void paged_prefill_mma_impl(T* __restrict__ out, const T* __restrict_
     uint4 kb[2][KV], vb[4][VV];
 #pragma unroll
     for (int j = 0; j < 2; ++j) {
-      const T* kp = k_head + (unsigned long long)slot(8 * j + g) * D;
+      const C* kp = k_head + (unsigned long long)slot(8 * j + g) * D;
 #pragma unroll
-      for (int v = 0; v < KV; ++v) kb[j][v] = *reinterpret_cast<const uint4*>(kp + 8 * v);
+      for (int v = 0; v < KV; ++v) kb[j][v] = load8_as<T>(kp + 8 * v);
     }
     // V keys 2t, 2t + 1, 2t + 8, 2t + 9.
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
-      const T* vp = v_head + (unsigned long long)slot(2 * t + (i & 1) + 8 * (i >> 1)) * D;
+      const C* vp = v_head + (unsigned long long)slot(2 * t + (i & 1) + 8 * (i >> 1)) * D;
 #pragma unroll
-      for (int v = 0; v < VV; ++v) vb[i][v] = *reinterpret_cast<const uint4*>(vp + 8 * v);
+      for (int v = 0; v < VV; ++v) vb[i][v] = load8_as<T>(vp + 8 * v);
     }
     // S: s[j][0..1] row g, keys 8j + 2t + (0, 1); s[j][2..3] row g + 8.
     float s[2][4];
@@ -191,16 +194,19 @@ __device__ void paged_prefill_mma_impl(T* __restrict__ out, const T* __restrict_
   }
 }
 
-#define PREFILL_MMA_KERNEL(NAME, T, D, QPB)                                                     \
+#define PREFILL_MMA_KERNEL(NAME, T, C, D, QPB)                                                  \
   extern "C" __global__ void __launch_bounds__(32) paged_prefill_mma_##NAME##_d##D##_q##QPB(     \
-      T* out, const T* q, const T* k_cache, const T* v_cache, const uint32_t* block_tables,     \
+      T* out, const T* q, const C* k_cache, const C* v_cache, const uint32_t* block_tables,     \
       const uint32_t* tiles, int num_heads, int num_kv_heads, int block_size, int max_blocks,   \
       long long num_slots, float scale, int sliding_window) {                                   \
-    paged_prefill_mma_impl<T, D, QPB>(out, q, k_cache, v_cache, block_tables, tiles, num_heads, \
-                                      num_kv_heads, block_size, max_blocks, num_slots, scale,   \
-                                      sliding_window);                                          \
+    paged_prefill_mma_impl<T, C, D, QPB>(out, q, k_cache, v_cache, block_tables, tiles,         \
+                                         num_heads, num_kv_heads, block_size, max_blocks,       \
+                                         num_slots, scale, sliding_window);                     \
   }
-#define PREFILL_MMA_KERNELS_D(NAME, T, D)                                          \
-  PREFILL_MMA_KERNEL(NAME, T, D, 1) PREFILL_MMA_KERNEL(NAME, T, D, 2)              \
-  PREFILL_MMA_KERNEL(NAME, T, D, 4) PREFILL_MMA_KERNEL(NAME, T, D, 8)
-#define PREFILL_MMA_KERNELS(NAME, T) PREFILL_MMA_KERNELS_D(NAME, T, 64) PREFILL_MMA_KERNELS_D(NAME, T, 128)
+#define PREFILL_MMA_KERNELS_D(NAME, T, C, D)                                       \
+  PREFILL_MMA_KERNEL(NAME, T, C, D, 1) PREFILL_MMA_KERNEL(NAME, T, C, D, 2)        \
+  PREFILL_MMA_KERNEL(NAME, T, C, D, 4) PREFILL_MMA_KERNEL(NAME, T, C, D, 8)
+#define PREFILL_MMA_KERNELS(NAME, T) PREFILL_MMA_KERNELS_D(NAME, T, T, 64) PREFILL_MMA_KERNELS_D(NAME, T, T, 128)
+// Over an fp8 E4M3 cache.
+#define PREFILL_MMA_KERNELS_FP8(NAME, T) \
+  PREFILL_MMA_KERNELS_D(NAME, T, fp8_e4m3, 64) PREFILL_MMA_KERNELS_D(NAME, T, fp8_e4m3, 128)

@@ -8,7 +8,9 @@
 //!   sliding window, f32/f16/bf16) two steps (prefill from position 0, then a mixed step of
 //!   decodes and prefill chunks over a cached prefix) through `PagedAttention::forward` on the
 //!   GPU and on the CPU in f32 on the same (dtype-rounded) inputs; outputs within the dtype's
-//!   tolerance, caches equal exactly (`reshape_and_cache` only copies).
+//!   tolerance, caches equal exactly (`reshape_and_cache` only copies). Also over fp8 E4M3
+//!   caches (f16/bf16, head_dim 64/128; V scaled past ±448 in two cases), where the reference
+//!   stores the same fp8 values (the caches must still be equal) and reads them back exactly.
 //! - `kernels_match_the_candle_op_path_on_the_gpu`: the same against the GPU's reference path.
 //! - `batched_greedy_tokens_equal_each_request_alone`: the engine on CUDA, 64 requests of mixed
 //!   lengths at once vs each alone.
@@ -47,13 +49,35 @@ struct Case {
     block_size: usize,
     seqs: usize,
     window: Option<usize>,
+    /// The cache holds fp8 E4M3 (on the GPU and in the reference alike).
+    fp8: bool,
+    /// V's values are N(0, 1) times this (150: some pass fp8's ±448 and saturate).
+    v_scale: f32,
 }
 
 impl Case {
+    /// The cache's dtype on the GPU: the model's, or fp8.
+    fn cache_dtype(&self, dtype: DType) -> DType {
+        if self.fp8 {
+            DType::F8E4M3
+        } else {
+            dtype
+        }
+    }
+
     /// Allowed |gpu - reference| as `atol + rtol * |reference|`: about two units in the last
     /// place of the dtype (the output's rounding plus f32 summation-order noise), on outputs
     /// that are softmax-weighted averages of N(0,1) values.
     fn tolerance(&self) -> Tolerance {
+        // Outputs scale with V: so do their absolute errors (P's rounding times V's values).
+        let base = self.base_tolerance();
+        Tolerance {
+            atol: base.atol * self.v_scale,
+            ..base
+        }
+    }
+
+    fn base_tolerance(&self) -> Tolerance {
         match self.dtype {
             DType::F32 => Tolerance {
                 atol: 1e-5,
@@ -92,8 +116,24 @@ fn cases() -> Vec<Case> {
         block_size,
         seqs,
         window,
+        fp8: false,
+        v_scale: 1.0,
+    };
+    // Over an fp8 cache (head_dims 64 and 128, f16 / bf16).
+    let f = |dtype, head_dim, kv_heads, group, block_size, seqs, window, v_scale| Case {
+        fp8: true,
+        v_scale,
+        ..c(dtype, head_dim, kv_heads, group, block_size, seqs, window)
     };
     vec![
+        f(DType::F16, 128, 4, 1, 16, 1, None, 1.0),
+        f(DType::F16, 128, 4, 1, 16, 64, None, 1.0),
+        f(DType::F16, 128, 2, 4, 16, 33, None, 150.0),
+        f(DType::F16, 64, 2, 4, 32, 17, None, 1.0),
+        f(DType::F16, 128, 8, 1, 32, 64, Some(100), 1.0),
+        f(DType::BF16, 128, 4, 1, 32, 9, None, 150.0),
+        f(DType::BF16, 64, 1, 8, 16, 20, Some(45), 1.0),
+        f(DType::BF16, 64, 3, 2, 16, 5, None, 1.0),
         c(DType::F16, 128, 4, 1, 16, 1, None),
         c(DType::F16, 128, 4, 1, 16, 64, None),
         c(DType::F16, 128, 2, 4, 16, 33, None),
@@ -117,12 +157,12 @@ fn cases() -> Vec<Case> {
 
 /// Random values rounded to `dtype` and back, so the GPU (in `dtype`) and the f32 reference
 /// see the same numbers.
-fn rounded_randn(rng: &mut StdRng, shape: (usize, usize), dtype: DType) -> Tensor {
+fn rounded_randn(rng: &mut StdRng, shape: (usize, usize), dtype: DType, scale: f32) -> Tensor {
     let data: Vec<f32> = (0..shape.0 * shape.1)
         .map(|_| {
             // Box-Muller: N(0, 1).
             let (u1, u2): (f32, f32) = (rng.random::<f32>().max(1e-7), rng.random());
-            (-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos()
+            scale * (-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos()
         })
         .collect();
     Tensor::from_vec(data, shape, &Device::Cpu)
@@ -226,9 +266,10 @@ fn steps(case: &Case, cfg: &ModelConfig, num_blocks: usize, rng: &mut StdRng) ->
         .filter(|s| !s.is_empty())
         .map(|slices| {
             let n: usize = slices.iter().map(|s| s.token_ids.len()).sum();
-            let q = rounded_randn(rng, (n, cfg.num_heads * cfg.head_dim), case.dtype);
-            let k = rounded_randn(rng, (n, cfg.num_kv_heads * cfg.head_dim), case.dtype);
-            let v = rounded_randn(rng, (n, cfg.num_kv_heads * cfg.head_dim), case.dtype);
+            let kv_width = cfg.num_kv_heads * cfg.head_dim;
+            let q = rounded_randn(rng, (n, cfg.num_heads * cfg.head_dim), case.dtype, 1.0);
+            let k = rounded_randn(rng, (n, kv_width), case.dtype, 1.0);
+            let v = rounded_randn(rng, (n, kv_width), case.dtype, case.v_scale);
             (slices, q, k, v)
         })
         .collect()
@@ -252,8 +293,8 @@ fn check_cases(compare_with_gpu_reference: bool) {
         let new_kv = |d: &Device, dt| {
             PagedKvStorage::new(&cfg, num_blocks, case.block_size, dt, d).expect("kv storage")
         };
-        let mut kv_gpu = new_kv(&dev, case.dtype);
-        let mut kv_ref = new_kv(&ref_dev, ref_dtype);
+        let mut kv_gpu = new_kv(&dev, case.cache_dtype(case.dtype));
+        let mut kv_ref = new_kv(&ref_dev, case.cache_dtype(ref_dtype));
         for (si, (slices, q, k, v)) in steps(&case, &cfg, num_blocks, &mut rng).iter().enumerate() {
             let on = |t: &Tensor, d: &Device, dt| t.to_dtype(dt).and_then(|t| t.to_device(d));
             let run = |d: &Device, dt, a: &PagedAttention, kv: &mut PagedKvStorage| {
@@ -297,7 +338,8 @@ fn check_cases(compare_with_gpu_reference: bool) {
                 );
             }
         }
-        // reshape_and_cache copies: the caches must be equal (the inputs were rounded).
+        // reshape_and_cache copies: the caches must be equal (the inputs were rounded); into
+        // fp8 caches both sides round the same dtype-exact values to nearest even, saturated.
         for (name, i) in [("K", 0), ("V", 1)] {
             let pick = |kv: &PagedKvStorage| -> Tensor {
                 let (k, v) = kv.layer(0).expect("layer 0");

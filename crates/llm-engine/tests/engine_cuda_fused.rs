@@ -15,6 +15,7 @@
 //!   no rotary, of all three; head counts (4, 4), (8, 2) (GQA 4), (3, 1); head_dim 6
 //!   (element-wise path), 64 and 128 (16-byte vector path).
 //! - `rope_qkv_to_cache_matches_split_then_reshape_and_cache`: the fused rotary + cache write
+//!   (also into fp8 E4M3 caches, checked against the host's rounding)
 //!   leaves q and both whole caches exactly as `rope_split_qkv` followed by two
 //!   `reshape_and_cache` launches do (same shapes, rows 1, 9 and 200 at scattered slots).
 //! - `gemv_matches_candle_matmul`: the small-M linear kernel against `x · wᵀ + b` by cuBLAS,
@@ -309,7 +310,10 @@ fn rope_split_qkv_matches_candle() {
 }
 
 /// The fused rotary + cache write against the split kernel followed by `reshape_and_cache`
-/// for k and v: q and the whole caches (untouched slots included) must be identical.
+/// for k and v: q and the whole caches (untouched slots included) must be identical. Also
+/// over fp8 E4M3 caches (`*_fp8` kernels, qkv scaled so that some values pass ±448), whose
+/// written rows must equal the host's conversion (candle / `float8`: round to nearest even,
+/// saturated) of the dtype's rows.
 #[test]
 fn rope_qkv_to_cache_matches_split_then_reshape_and_cache() {
     let Some(dev) = gpu() else { return };
@@ -318,65 +322,107 @@ fn rope_qkv_to_cache_matches_split_then_reshape_and_cache() {
     let max_pos = 64;
     let num_slots = 512;
     for dtype in DTYPES {
-        for (heads, kv_heads, hd) in [(4, 4, 64), (8, 2, 128), (3, 1, 6)] {
-            let cos_sin = randn(&mut rng, &[max_pos, hd], dtype, &dev);
-            for rows in [1, 9, 200] {
-                let width = (heads + 2 * kv_heads) * hd;
-                let qkv = randn(&mut rng, &[rows, width], dtype, &dev);
-                let pos: Vec<u32> = (0..rows)
-                    .map(|_| rng.random_range(0..max_pos as u32))
-                    .collect();
-                let positions = Tensor::new(pos.as_slice(), &dev).expect("positions");
-                // Distinct scattered slots: a stride coprime with num_slots.
-                let slots: Vec<u32> = (0..rows as u32).map(|r| (r * 37 + 5) % num_slots).collect();
-                let slot_mapping = Tensor::new(slots.as_slice(), &dev).expect("slots");
-                let k_a = randn(&mut rng, &[kv_heads, num_slots as usize, hd], dtype, &dev);
-                let v_a = randn(&mut rng, &[kv_heads, num_slots as usize, hd], dtype, &dev);
-                let (k_b, v_b) = (k_a.copy().expect("copy"), v_a.copy().expect("copy"));
-                for rotary in [true, false] {
-                    let rot = rotary.then_some(Rotary {
-                        cos_sin: &cos_sin,
-                        positions: &positions,
-                    });
-                    let (q_a, k, v) =
-                        rope_split_qkv(&qkv, rot, heads, kv_heads, hd).expect("split");
-                    let k = k.reshape((rows, kv_heads, hd)).expect("k rows");
-                    let v = v.reshape((rows, kv_heads, hd)).expect("v rows");
-                    reshape_and_cache(&k_a, &k, &slot_mapping).expect("k cache");
-                    reshape_and_cache(&v_a, &v, &slot_mapping).expect("v cache");
-                    let target = CacheTarget {
-                        k_cache: &k_b,
-                        v_cache: &v_b,
-                        slot_mapping: &slot_mapping,
+        for fp8 in [false, true] {
+            let (cache_dtype, scale) = if fp8 {
+                (DType::F8E4M3, 300.0)
+            } else {
+                (dtype, 1.0)
+            };
+            for (heads, kv_heads, hd) in [(4, 4, 64), (8, 2, 128), (3, 1, 6)] {
+                let cos_sin = randn(&mut rng, &[max_pos, hd], dtype, &dev);
+                for rows in [1, 9, 200] {
+                    let width = (heads + 2 * kv_heads) * hd;
+                    let qkv = randn(&mut rng, &[rows, width], dtype, &dev)
+                        .affine(scale, 0.0)
+                        .expect("scaled qkv");
+                    let pos: Vec<u32> = (0..rows)
+                        .map(|_| rng.random_range(0..max_pos as u32))
+                        .collect();
+                    let positions = Tensor::new(pos.as_slice(), &dev).expect("positions");
+                    // Distinct scattered slots: a stride coprime with num_slots.
+                    let slots: Vec<u32> =
+                        (0..rows as u32).map(|r| (r * 37 + 5) % num_slots).collect();
+                    let slot_mapping = Tensor::new(slots.as_slice(), &dev).expect("slots");
+                    let cache = |rng: &mut StdRng| {
+                        randn(rng, &[kv_heads, num_slots as usize, hd], dtype, &dev)
+                            .to_dtype(cache_dtype)
+                            .expect("cache")
                     };
-                    let q_b = rope_qkv_to_cache(&qkv, rot, heads, kv_heads, hd, target)
-                        .expect("rope_qkv_to_cache");
-                    let case = format!(
-                        "{dtype:?} heads {heads}/{kv_heads} head_dim {hd} rows {rows} rotary {rotary}"
-                    );
-                    // Identical arithmetic: exact equality is expected (f32 tolerance is
-                    // far below one unit of any dtype's last place at these magnitudes).
-                    check(&mut failures, format!("{case} q"), &q_b, &q_a, DType::F32);
-                    check(
-                        &mut failures,
-                        format!("{case} k cache"),
-                        &k_b,
-                        &k_a,
-                        DType::F32,
-                    );
-                    check(
-                        &mut failures,
-                        format!("{case} v cache"),
-                        &v_b,
-                        &v_a,
-                        DType::F32,
-                    );
-                    cases += 3;
+                    let (k_a, v_a) = (cache(&mut rng), cache(&mut rng));
+                    let (k_b, v_b) = (k_a.copy().expect("copy"), v_a.copy().expect("copy"));
+                    for rotary in [true, false] {
+                        let rot = rotary.then_some(Rotary {
+                            cos_sin: &cos_sin,
+                            positions: &positions,
+                        });
+                        let (q_a, k, v) =
+                            rope_split_qkv(&qkv, rot, heads, kv_heads, hd).expect("split");
+                        let k = k.reshape((rows, kv_heads, hd)).expect("k rows");
+                        let v = v.reshape((rows, kv_heads, hd)).expect("v rows");
+                        reshape_and_cache(&k_a, &k, &slot_mapping).expect("k cache");
+                        reshape_and_cache(&v_a, &v, &slot_mapping).expect("v cache");
+                        let target = CacheTarget {
+                            k_cache: &k_b,
+                            v_cache: &v_b,
+                            slot_mapping: &slot_mapping,
+                        };
+                        let q_b = rope_qkv_to_cache(&qkv, rot, heads, kv_heads, hd, target)
+                            .expect("rope_qkv_to_cache");
+                        let case = format!(
+                            "{dtype:?} cache {cache_dtype:?} heads {heads}/{kv_heads} head_dim {hd} rows {rows} rotary {rotary}"
+                        );
+                        // Identical arithmetic: exact equality is expected (f32 tolerance is
+                        // far below one unit of any dtype's last place at these magnitudes).
+                        check(&mut failures, format!("{case} q"), &q_b, &q_a, DType::F32);
+                        for (name, got, want, rows_t) in
+                            [("k", &k_b, &k_a, &k), ("v", &v_b, &v_a, &v)]
+                        {
+                            let as_f32 = |t: &Tensor| t.to_dtype(DType::F32).expect("to f32");
+                            check(
+                                &mut failures,
+                                format!("{case} {name} cache"),
+                                &as_f32(got),
+                                &as_f32(want),
+                                DType::F32,
+                            );
+                            if fp8 {
+                                let written =
+                                    host_fp8_rows(got, &slots).expect("written cache rows");
+                                let expected = rows_t
+                                    .to_device(&Device::Cpu)
+                                    .and_then(|t| t.to_dtype(DType::F32))
+                                    .and_then(|t| t.clamp(-448f32, 448f32))
+                                    .and_then(|t| t.to_dtype(DType::F8E4M3))
+                                    .and_then(|t| t.to_dtype(DType::F32))
+                                    .and_then(|t| t.transpose(0, 1))
+                                    .expect("host conversion");
+                                check(
+                                    &mut failures,
+                                    format!("{case} {name} fp8 rows vs the host's rounding"),
+                                    &written,
+                                    &expected,
+                                    DType::F32,
+                                );
+                                cases += 1;
+                            }
+                        }
+                        cases += 3;
+                    }
                 }
             }
         }
     }
     assert_none(failures, cases);
+}
+
+/// The rows `slots` of an fp8 cache `[kv_heads, num_slots, head_dim]` as f32 on the host:
+/// `[kv_heads, slots.len(), head_dim]`.
+fn host_fp8_rows(cache: &Tensor, slots: &[u32]) -> candle_core::Result<Tensor> {
+    let idx = Tensor::new(slots, &Device::Cpu)?;
+    cache
+        .to_dtype(DType::F32)?
+        .to_device(&Device::Cpu)?
+        .index_select(&idx, 1)
 }
 
 /// The small-M linear kernel against cuBLAS (`x · wᵀ + b`), and the cases it declines.

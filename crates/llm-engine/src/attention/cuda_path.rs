@@ -1,7 +1,7 @@
 //! The CUDA kernel path of [`PagedAttention::forward`], and [`PagedAttention::forward_qkv`]
 //! that also fuses the rotary embedding and the cache write.
 
-use candle_core::Tensor;
+use candle_core::{DType, Tensor};
 
 use super::{AttentionMetadata, PagedAttention};
 use crate::cuda::fused::{rope_qkv_to_cache, rope_split_qkv, CacheTarget, Rotary};
@@ -23,9 +23,10 @@ impl PagedAttention {
     ) -> Result<Tensor> {
         let n = meta.num_tokens;
         let (kvh, d) = (self.num_kv_heads, self.head_dim);
-        let cache_dtype = kv.dtype();
-        let k = k.to_dtype(cache_dtype)?.reshape((n, kvh, d))?;
-        let v = v.to_dtype(cache_dtype)?.reshape((n, kvh, d))?;
+        // An fp8 cache is written from the model's dtype by the kernel (one rounding).
+        let rows_dtype = kv_rows_dtype(kv.dtype(), k.dtype());
+        let k = k.to_dtype(rows_dtype)?.reshape((n, kvh, d))?;
+        let v = v.to_dtype(rows_dtype)?.reshape((n, kvh, d))?;
         kv.write_slots(layer, &meta.slot_mapping, &k, &v)?;
         self.attend_cached_cuda(q, meta, kv, layer)
     }
@@ -39,11 +40,10 @@ impl PagedAttention {
         kv: &PagedKvStorage,
         layer: usize,
     ) -> Result<Tensor> {
-        let cache_dtype = kv.dtype();
         let (k_cache, v_cache) = kv.layer(layer)?;
         let out = crate::cuda::paged_attention(
             self,
-            &q.to_dtype(cache_dtype)?,
+            &q.to_dtype(kv_rows_dtype(kv.dtype(), q.dtype()))?,
             k_cache,
             v_cache,
             meta,
@@ -59,7 +59,7 @@ impl PagedAttention {
     /// Attention of layer `layer` from a fused qkv projection `[n, (H + 2 * KVH) * D]` of a
     /// CUDA model (`rotary`: the Llama family's rotary embedding; `None` for GPT-2 / OPT).
     ///
-    /// On the kernel path, with a cache of the qkv's dtype, one launch rotates q and k and
+    /// On the kernel path, with a cache of the qkv's dtype (or fp8 E4M3), one launch rotates q and k and
     /// writes k and v straight into their cache slots, then the paged kernels attend: two
     /// launches fewer per layer than splitting first and writing with `reshape_and_cache`.
     /// Otherwise it splits (and rotates) with one launch and goes through
@@ -80,7 +80,7 @@ impl PagedAttention {
         let fused_write = self.use_kernels
             && qkv.device().is_cuda()
             && crate::cuda::supports_head_dim(d)
-            && kv.dtype() == qkv.dtype();
+            && (kv.dtype() == qkv.dtype() || kv.dtype() == DType::F8E4M3);
         if let (true, Some(meta)) = (fused_write, &batch.attention) {
             let q = {
                 let (k_cache, v_cache) = kv.layer(layer)?;
@@ -95,5 +95,15 @@ impl PagedAttention {
         }
         let (q, k, v) = rope_split_qkv(qkv, rotary, h, kvh, d)?;
         self.forward(&q, &k, &v, batch, kv, layer)
+    }
+}
+
+/// The dtype q and new K/V rows take for the kernels over a `cache` of that dtype: the cache's,
+/// except over an fp8 cache, which the kernels read and write from the model's `dtype`.
+fn kv_rows_dtype(cache: DType, dtype: DType) -> DType {
+    if cache == DType::F8E4M3 {
+        dtype
+    } else {
+        cache
     }
 }

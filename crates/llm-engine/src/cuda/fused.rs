@@ -211,7 +211,8 @@ fn split(
 /// Where [`rope_qkv_to_cache`] writes k and v: one layer's paged cache.
 #[derive(Debug, Clone, Copy)]
 pub struct CacheTarget<'a> {
-    /// `[kv_heads, num_slots, head_dim]`, the qkv's dtype.
+    /// `[kv_heads, num_slots, head_dim]`, the qkv's dtype or fp8 E4M3 (k and v rounded to the
+    /// qkv's dtype, then to the nearest fp8 value, saturated to ±448).
     pub k_cache: &'a Tensor,
     /// Same shape and dtype as `k_cache`.
     pub v_cache: &'a Tensor,
@@ -234,7 +235,12 @@ pub fn rope_qkv_to_cache(
     head_dim: usize,
     cache: CacheTarget<'_>,
 ) -> Result<Tensor> {
-    let kernel = kernel_name("rope_qkv_to_cache", qkv.dtype());
+    let fp8 = cache.k_cache.dtype() == DType::F8E4M3;
+    let kernel = if fp8 {
+        format!("{}_fp8", kernel_name("rope_qkv_to_cache", qkv.dtype()))
+    } else {
+        kernel_name("rope_qkv_to_cache", qkv.dtype())
+    };
     let (rows, _) = qkv
         .dims2()
         .map_err(|e| kernel_error(&kernel, format!("qkv: {e}")))?;
@@ -242,8 +248,8 @@ pub fn rope_qkv_to_cache(
         && cache.k_cache.dims()[0] == kv_heads
         && cache.k_cache.dims()[2] == head_dim
         && cache.v_cache.dims() == cache.k_cache.dims()
-        && cache.k_cache.dtype() == qkv.dtype()
-        && cache.v_cache.dtype() == qkv.dtype()
+        && (cache.k_cache.dtype() == qkv.dtype() || fp8)
+        && cache.v_cache.dtype() == cache.k_cache.dtype()
         && cache.slot_mapping.dims() == [rows]
         && cache.slot_mapping.dtype() == DType::U32;
     if !cache_ok {
@@ -542,13 +548,22 @@ fn split_launch<T: CudaDType + DeviceRepr>(
     b.arg(&head_dim_i);
     b.arg(&rotate);
     let (k_v, v_v, slots_v, num_slots);
+    let (k8_v, v8_v);
     if let Some(((ks, kl), (vs, vl), (ss, sl))) = &caches {
-        k_v = view::<T>(ks, kl, kernel, "k cache")?;
-        v_v = view::<T>(vs, vl, kernel, "v cache")?;
+        // The cache holds T (rope_qkv_to_cache_<t>) or fp8 E4M3 (rope_qkv_to_cache_<t>_fp8).
+        if ks.dtype() == DType::F8E4M3 {
+            k8_v = view::<float8::F8E4M3>(ks, kl, kernel, "k cache")?;
+            v8_v = view::<float8::F8E4M3>(vs, vl, kernel, "v cache")?;
+            b.arg(&k8_v);
+            b.arg(&v8_v);
+        } else {
+            k_v = view::<T>(ks, kl, kernel, "k cache")?;
+            v_v = view::<T>(vs, vl, kernel, "v cache")?;
+            b.arg(&k_v);
+            b.arg(&v_v);
+        }
         slots_v = view::<u32>(ss, sl, kernel, "slot mapping")?;
         num_slots = kl.dims()[1] as i64;
-        b.arg(&k_v);
-        b.arg(&v_v);
         b.arg(&slots_v);
         b.arg(&num_slots);
     }

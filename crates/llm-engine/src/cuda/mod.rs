@@ -3,14 +3,16 @@
 //!
 //! | function | kernels | what it does |
 //! |---|---|---|
-//! | [`reshape_and_cache`] | `reshape_and_cache_<dtype>` | writes a step's new K (or V) rows into their cache slots, one launch per layer |
+//! | [`reshape_and_cache`] | `reshape_and_cache_<dtype>[_fp8]` | writes a step's new K (or V) rows into their cache slots, one launch per layer |
 //! | [`paged_attention`] | `paged_decode_*`, `paged_prefill_*` | attention of every new token over the paged cache, output in token order |
 //! | [`gemv::small_m_linear`] | `gemv_m<1-4>_<dtype>` | linear layers of 1-4 rows (batch-1 to -4 decode) at the memory bandwidth |
 //! | [`fused`] | `add_rms_norm_*`, `rope_split_qkv_*`, .. | fused element-wise ops of the models' forward |
 //! | [`argmax_rows`] | `argmax_rows_f32` | greedy sampling: each row's argmax, only the ids cross to the host |
 //! | [`topk_rows`] | `topk_rows_f32` | top-k sampling: each row's k best scaled logits, sorted; only those cross to the host |
 //!
-//! f32, f16 and bf16; head dims up to 256 ([`supports_head_dim`]). A kernel that cannot be
+//! f32, f16 and bf16; head dims up to 256 ([`supports_head_dim`]). The KV cache may instead
+//! hold fp8 E4M3 (`*_<dtype>_fp8` kernels: written with round-to-nearest-even and saturation
+//! to ±448, read back exactly; attention for f16 / bf16 models with head dims 64 and 128). A kernel that cannot be
 //! loaded or launched, or gets tensors it cannot use, is an
 //! [`EngineError::CudaKernel`](crate::EngineError::CudaKernel) naming it.
 
@@ -48,19 +50,28 @@ const RESHAPE_AND_CACHE: KernelModule = KernelModule {
     image: include_bytes!(concat!(env!("OUT_DIR"), "/reshape_and_cache.fatbin")),
 };
 
-/// The paged-attention kernels of `dtype`: one module per dtype, so a process loads only the
-/// one it runs.
-fn paged_attention_module(dtype: DType) -> Option<KernelModule> {
-    let (name, image): (_, &'static [u8]) = match dtype {
-        DType::F32 => (
+/// The paged-attention kernels of q's `dtype` over a cache of `cache_dtype` (the same, or fp8
+/// E4M3 for f16 / bf16): one module per pair, so a process loads only the one it runs.
+fn paged_attention_module(dtype: DType, cache_dtype: DType) -> Option<KernelModule> {
+    let (name, image): (_, &'static [u8]) = match (dtype, cache_dtype) {
+        (DType::F16, DType::F8E4M3) => (
+            "llm_engine_paged_attention_f16_fp8",
+            include_bytes!(concat!(env!("OUT_DIR"), "/paged_attention_f16_fp8.fatbin")),
+        ),
+        (DType::BF16, DType::F8E4M3) => (
+            "llm_engine_paged_attention_bf16_fp8",
+            include_bytes!(concat!(env!("OUT_DIR"), "/paged_attention_bf16_fp8.fatbin")),
+        ),
+        (d, c) if d != c => return None,
+        (DType::F32, _) => (
             "llm_engine_paged_attention_f32",
             include_bytes!(concat!(env!("OUT_DIR"), "/paged_attention_f32.fatbin")),
         ),
-        DType::F16 => (
+        (DType::F16, _) => (
             "llm_engine_paged_attention_f16",
             include_bytes!(concat!(env!("OUT_DIR"), "/paged_attention_f16.fatbin")),
         ),
-        DType::BF16 => (
+        (DType::BF16, _) => (
             "llm_engine_paged_attention_bf16",
             include_bytes!(concat!(env!("OUT_DIR"), "/paged_attention_bf16.fatbin")),
         ),
@@ -75,6 +86,18 @@ fn dtype_suffix(dtype: DType) -> Option<&'static str> {
         DType::F32 => Some("f32"),
         DType::F16 => Some("f16"),
         DType::BF16 => Some("bf16"),
+        _ => None,
+    }
+}
+
+/// The kernels' name for a model `dtype` writing to / reading from a cache of `cache_dtype`:
+/// the dtype's name where they match (`f16`), `<dtype>_fp8` over an fp8 E4M3 cache.
+fn kv_suffix(dtype: DType, cache_dtype: DType) -> Option<&'static str> {
+    match (dtype, cache_dtype) {
+        (d, c) if d == c => dtype_suffix(d),
+        (DType::F32, DType::F8E4M3) => Some("f32_fp8"),
+        (DType::F16, DType::F8E4M3) => Some("f16_fp8"),
+        (DType::BF16, DType::F8E4M3) => Some("bf16_fp8"),
         _ => None,
     }
 }

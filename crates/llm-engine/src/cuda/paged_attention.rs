@@ -8,7 +8,7 @@ use candle_core::op::BackpropOp;
 use candle_core::{CudaDevice, CudaStorage, DType, Device, Storage, Tensor};
 
 use super::{
-    arg_i32, contiguous_view, dim, dtype_suffix, kernel_error, load, paged_attention_module,
+    arg_i32, contiguous_view, dim, kernel_error, kv_suffix, load, paged_attention_module,
     KernelModule,
 };
 use crate::attention::metadata::{
@@ -173,6 +173,9 @@ pub fn supports_head_dim(head_dim: usize) -> bool {
     (1..=256).contains(&head_dim)
 }
 
+/// Head dims the attention kernels over an fp8 E4M3 cache are built for (`*_fp8_*`).
+pub const FP8_CACHE_HEAD_DIMS: [usize; 2] = [64, 128];
+
 /// Elements of head_dim per lane: the kernels' `EPL` template parameter.
 fn elems_per_lane(head_dim: usize) -> usize {
     [1, 2, 4, 8]
@@ -183,15 +186,17 @@ fn elems_per_lane(head_dim: usize) -> usize {
 
 /// Attention of every new token of a step over the paged cache of one layer, on CUDA.
 ///
-/// `q` is `[num_tokens, num_heads * head_dim]` in the cache's dtype; `k_cache`/`v_cache` the
-/// layer's `[num_kv_heads, num_slots, head_dim]` tensors, already holding this step's new
-/// rows (see [`super::reshape_and_cache`]); `meta` describes the step, `block_size` the cache.
+/// `q` is `[num_tokens, num_heads * head_dim]`; `k_cache`/`v_cache` the layer's
+/// `[num_kv_heads, num_slots, head_dim]` tensors of q's dtype, or fp8 E4M3 for an f16 / bf16
+/// `q` with a head_dim in [`FP8_CACHE_HEAD_DIMS`], already holding this step's new rows (see
+/// [`super::reshape_and_cache`]); `meta` describes the step, `block_size` the cache.
 /// Decode slices go to the decode kernel, longer slices to the prefill kernel; both write
-/// their rows of the returned `[num_tokens, num_heads * head_dim]` tensor in token order.
+/// their rows of the returned `[num_tokens, num_heads * head_dim]` tensor (q's dtype) in
+/// token order.
 ///
 /// # Errors
 /// [`EngineError::CudaKernel`](crate::EngineError::CudaKernel) for tensors that are not on
-/// CUDA, of another dtype or shape than `attn` and the cache imply, a head_dim over 256, or a
+/// CUDA, of dtypes or shapes other than `attn` and the cache imply, a head_dim over 256, or a
 /// failed launch.
 pub fn paged_attention(
     attn: &PagedAttention,
@@ -201,17 +206,15 @@ pub fn paged_attention(
     meta: &AttentionMetadata,
     block_size: usize,
 ) -> Result<Tensor> {
-    let dtype = k_cache.dtype();
-    let what = format!(
-        "paged_attention_{}",
-        dtype_suffix(dtype).unwrap_or("unsupported")
-    );
+    let dtype = q.dtype();
+    let cache_dtype = k_cache.dtype();
+    let suffix = kv_suffix(dtype, cache_dtype);
+    let what = format!("paged_attention_{}", suffix.unwrap_or("unsupported"));
     let (h, kvh, d) = (attn.num_heads(), attn.num_kv_heads(), attn.head_dim());
     let n = meta.num_tokens;
     let cache_dims = k_cache.dims();
     if q.dims() != [n, h * d]
-        || q.dtype() != dtype
-        || v_cache.dtype() != dtype
+        || v_cache.dtype() != cache_dtype
         || cache_dims.len() != 3
         || cache_dims[0] != kvh
         || cache_dims[2] != d
@@ -220,12 +223,13 @@ pub fn paged_attention(
         return Err(kernel_error(
             &what,
             format!(
-                "q {:?} {:?}, caches {:?} {:?} / {:?} do not fit {n} tokens of {h} heads / {kvh} kv heads of {d}",
+                "q {:?} {:?}, caches {:?} {:?} / {:?} {:?} do not fit {n} tokens of {h} heads / {kvh} kv heads of {d}",
                 q.dims(),
                 q.dtype(),
                 cache_dims,
-                dtype,
-                v_cache.dims()
+                cache_dtype,
+                v_cache.dims(),
+                v_cache.dtype()
             ),
         ));
     }
@@ -235,11 +239,22 @@ pub fn paged_attention(
             format!("unsupported shape: {h} heads, {kvh} kv heads, head_dim {d}, block size {block_size}"),
         ));
     }
+    let fp8 = cache_dtype == DType::F8E4M3;
+    if fp8 && !FP8_CACHE_HEAD_DIMS.contains(&d) {
+        return Err(kernel_error(
+            &what,
+            format!("an fp8 KV cache needs head_dim 64 or 128 on CUDA, this model has {d}"),
+        ));
+    }
     let Device::Cuda(dev) = q.device() else {
         return Err(kernel_error(&what, "q is not on a CUDA device"));
     };
-    let module = paged_attention_module(dtype)
-        .ok_or_else(|| kernel_error(&what, format!("dtype {dtype:?} is not supported")))?;
+    let (Some(suffix), Some(module)) = (suffix, paged_attention_module(dtype, cache_dtype)) else {
+        return Err(kernel_error(
+            &what,
+            format!("q {dtype:?} over a {cache_dtype:?} cache is not supported (the cache holds q's dtype, or fp8 for f16/bf16)"),
+        ));
+    };
     let q = q.contiguous()?;
     let args = Args {
         attn,
@@ -249,12 +264,14 @@ pub fn paged_attention(
         meta,
         block_size,
         module: &module,
-        dtype_suffix: dtype_suffix(dtype).unwrap_or("unsupported"),
+        dtype_suffix: suffix,
     };
-    let storage = match dtype {
-        DType::F32 => run::<f32>(dev, &args)?,
-        DType::F16 => run::<half::f16>(dev, &args)?,
-        _ => run::<half::bf16>(dev, &args)?,
+    let storage = match (dtype, fp8) {
+        (DType::F32, _) => run::<f32, f32>(dev, &args)?,
+        (DType::F16, false) => run::<half::f16, half::f16>(dev, &args)?,
+        (DType::F16, true) => run::<half::f16, float8::F8E4M3>(dev, &args)?,
+        (_, false) => run::<half::bf16, half::bf16>(dev, &args)?,
+        (_, true) => run::<half::bf16, float8::F8E4M3>(dev, &args)?,
     };
     Ok(Tensor::from_storage(
         Storage::Cuda(storage),
@@ -273,6 +290,7 @@ struct Args<'a> {
     meta: &'a AttentionMetadata,
     block_size: usize,
     module: &'a KernelModule,
+    /// The kernels' `<dtype>` or `<dtype>_fp8` (see `kv_suffix`).
     dtype_suffix: &'static str,
 }
 
@@ -297,7 +315,8 @@ fn u32_view<'a>(
     contiguous_view::<u32>(cuda_storage(guard, kernel, what)?, layout, kernel, what)
 }
 
-fn run<T: CudaDType + DeviceRepr + ValidAsZeroBits>(
+/// The launches of one layer: `T` q's and the output's element, `C` the cache's (`T`, or fp8).
+fn run<T: CudaDType + DeviceRepr + ValidAsZeroBits, C: CudaDType + DeviceRepr>(
     dev: &CudaDevice,
     a: &Args<'_>,
 ) -> Result<CudaStorage> {
@@ -306,9 +325,12 @@ fn run<T: CudaDType + DeviceRepr + ValidAsZeroBits>(
     let epl = elems_per_lane(d);
     let qpb = query_heads_per_block(h, kvh);
     let dtype_bytes = std::mem::size_of::<T>();
-    let aligned_16 = [a.q.layout(), a.k_cache.layout(), a.v_cache.layout()]
-        .iter()
-        .all(|l| (l.start_offset() * dtype_bytes).is_multiple_of(16));
+    let cache_bytes = std::mem::size_of::<C>();
+    let fp8 = cache_bytes != dtype_bytes;
+    let aligned_16 = (a.q.layout().start_offset() * dtype_bytes).is_multiple_of(16)
+        && [a.k_cache.layout(), a.v_cache.layout()]
+            .iter()
+            .all(|l| (l.start_offset() * cache_bytes).is_multiple_of(16));
     let decode = decode_kernel(
         a.dtype_suffix,
         DecodeShape {
@@ -346,13 +368,13 @@ fn run<T: CudaDType + DeviceRepr + ValidAsZeroBits>(
         decode_kernel,
         "q",
     )?;
-    let k_v = contiguous_view::<T>(
+    let k_v = contiguous_view::<C>(
         cuda_storage(&k_g, decode_kernel, "k_cache")?,
         k_l,
         decode_kernel,
         "k_cache",
     )?;
-    let v_v = contiguous_view::<T>(
+    let v_v = contiguous_view::<C>(
         cuda_storage(&v_g, decode_kernel, "v_cache")?,
         v_l,
         decode_kernel,
@@ -445,17 +467,24 @@ fn run<T: CudaDType + DeviceRepr + ValidAsZeroBits>(
         unsafe { b.launch(cfg) }.map_err(|e| kernel_error(decode_kernel, e))?;
     }
     if meta.num_prefill_tiles > 0 {
-        let tc = prefill_on_tensor_cores(
-            dtype_bytes,
-            d,
-            a.block_size,
-            // WMMA loads need 32-byte-aligned cache rows.
-            [a.k_cache.layout(), a.v_cache.layout()]
-                .iter()
-                .all(|l| (l.start_offset() * dtype_bytes).is_multiple_of(32)),
-        );
+        // No WMMA kernel reads an fp8 cache: the register kernel, else the scalar one.
+        let tc = !fp8
+            && prefill_on_tensor_cores(
+                dtype_bytes,
+                d,
+                a.block_size,
+                // WMMA loads need 32-byte-aligned cache rows.
+                [a.k_cache.layout(), a.v_cache.layout()]
+                    .iter()
+                    .all(|l| (l.start_offset() * dtype_bytes).is_multiple_of(32)),
+            );
         let q_aligned_16 = (a.q.layout().start_offset() * dtype_bytes).is_multiple_of(16);
-        let in_registers = tc && prefill_in_registers(d, q_aligned_16);
+        let in_registers = prefill_in_registers(d, q_aligned_16)
+            && if fp8 {
+                a.block_size.is_multiple_of(16)
+            } else {
+                tc
+            };
         let prefill_kernel = if in_registers {
             format!("paged_prefill_mma_{}_d{d}_q{qpb}", a.dtype_suffix)
         } else if tc {
@@ -504,7 +533,7 @@ fn run<T: CudaDType + DeviceRepr + ValidAsZeroBits>(
         b.arg(&prefill_tiles);
         b.arg(&num_heads);
         b.arg(&num_kv_heads);
-        if !tc {
+        if !tc && !in_registers {
             b.arg(&head_dim);
         }
         b.arg(&block_size);

@@ -4,10 +4,11 @@ use candle_core::cuda_backend::cudarc::driver::{DeviceRepr, LaunchConfig, PushKe
 use candle_core::cuda_backend::CudaDType;
 use candle_core::{CpuStorage, CudaStorage, DType, InplaceOp3, Layout, Tensor};
 
-use super::{arg_i32, contiguous_view, dim, dtype_suffix, kernel_error, load, RESHAPE_AND_CACHE};
+use super::{arg_i32, contiguous_view, dim, kernel_error, kv_suffix, load, RESHAPE_AND_CACHE};
 use crate::error::Result;
 
-/// Writes `rows` (`[n, num_kv_heads, head_dim]`, the cache's dtype) into `cache`
+/// Writes `rows` (`[n, num_kv_heads, head_dim]`, the cache's dtype, or f32/f16/bf16 into an fp8
+/// E4M3 cache: rounded to nearest even, saturated to ±448) into `cache`
 /// (`[num_kv_heads, num_slots, head_dim]`) at the slots `slot_mapping` (u32 `[n]`) names: row
 /// `t`, head `h` goes to `cache[h, slot_mapping[t], :]`. One kernel launch, on the cache's
 /// stream.
@@ -18,13 +19,13 @@ use crate::error::Result;
 pub fn reshape_and_cache(cache: &Tensor, rows: &Tensor, slot_mapping: &Tensor) -> Result<()> {
     let kernel = format!(
         "reshape_and_cache_{}",
-        dtype_suffix(cache.dtype()).unwrap_or("unsupported")
+        kv_suffix(rows.dtype(), cache.dtype()).unwrap_or("unsupported")
     );
     let (kvh, _, d) = cache
         .dims3()
         .map_err(|e| kernel_error(&kernel, format!("cache: {e}")))?;
     let n = slot_mapping.elem_count();
-    if rows.dims() != [n, kvh, d] || rows.dtype() != cache.dtype() {
+    if rows.dims() != [n, kvh, d] || kv_suffix(rows.dtype(), cache.dtype()).is_none() {
         return Err(kernel_error(
             &kernel,
             format!(
@@ -81,20 +82,35 @@ impl InplaceOp3 for ReshapeAndCache {
     ) -> candle_core::Result<()> {
         use candle_core::backend::BackendStorage;
         let to_candle = |e: crate::EngineError| candle_core::Error::Wrapped(Box::new(e));
-        match cache.dtype() {
-            DType::F32 => launch::<f32>(cache, cache_l, rows, rows_l, slots, slots_l),
-            DType::F16 => launch::<half::f16>(cache, cache_l, rows, rows_l, slots, slots_l),
-            DType::BF16 => launch::<half::bf16>(cache, cache_l, rows, rows_l, slots, slots_l),
-            other => Err(kernel_error(
+        use float8::F8E4M3;
+        use half::{bf16, f16};
+        let (c, r) = (cache, rows);
+        match (c.dtype(), r.dtype()) {
+            (DType::F32, DType::F32) => launch::<f32, f32>(c, cache_l, r, rows_l, slots, slots_l),
+            (DType::F16, DType::F16) => launch::<f16, f16>(c, cache_l, r, rows_l, slots, slots_l),
+            (DType::BF16, DType::BF16) => {
+                launch::<bf16, bf16>(c, cache_l, r, rows_l, slots, slots_l)
+            }
+            (DType::F8E4M3, DType::F32) => {
+                launch::<f32, F8E4M3>(c, cache_l, r, rows_l, slots, slots_l)
+            }
+            (DType::F8E4M3, DType::F16) => {
+                launch::<f16, F8E4M3>(c, cache_l, r, rows_l, slots, slots_l)
+            }
+            (DType::F8E4M3, DType::BF16) => {
+                launch::<bf16, F8E4M3>(c, cache_l, r, rows_l, slots, slots_l)
+            }
+            (cache, rows) => Err(kernel_error(
                 "reshape_and_cache",
-                format!("cache dtype {other:?} is not supported"),
+                format!("{rows:?} rows into a {cache:?} cache are not supported"),
             )),
         }
         .map_err(to_candle)
     }
 }
 
-fn launch<T: CudaDType + DeviceRepr>(
+/// One launch: `T` the rows' element, `C` the cache's (`T`, or fp8 E4M3).
+fn launch<T: CudaDType + DeviceRepr, C: CudaDType + DeviceRepr>(
     cache: &mut CudaStorage,
     cache_l: &Layout,
     rows: &CudaStorage,
@@ -105,7 +121,7 @@ fn launch<T: CudaDType + DeviceRepr>(
     use candle_core::backend::BackendStorage;
     let kernel = format!(
         "reshape_and_cache_{}",
-        dtype_suffix(cache.dtype()).unwrap_or("unsupported")
+        kv_suffix(rows.dtype(), cache.dtype()).unwrap_or("unsupported")
     );
     let (kvh, num_slots, d) = cache_l
         .shape()
@@ -129,7 +145,7 @@ fn launch<T: CudaDType + DeviceRepr>(
         shared_mem_bytes: 0,
     };
     let cache_s = cache
-        .as_cuda_slice_mut::<T>()
+        .as_cuda_slice_mut::<C>()
         .map_err(|e| kernel_error(&kernel, e))?;
     let mut cache_v = cache_s.slice_mut(c0..c1);
     let stream = dev.cuda_stream();

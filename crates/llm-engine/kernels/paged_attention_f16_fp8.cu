@@ -1,0 +1,11 @@
+// The paged-attention kernels over an fp8 E4M3 KV cache (paged_attention.cuh's decode and
+// prefill fallbacks, paged_decode_vec.cuh, paged_prefill_mma.cuh) for __half Q and output,
+// head_dims 64 and 128: kernels named *_f16_fp8_*, one module of their own so that a process
+// with an f16/bf16 cache never loads them.
+#include "paged_attention.cuh"
+#include "paged_decode_vec.cuh"
+#include "paged_prefill_mma.cuh"
+
+PAGED_ATTENTION_KERNELS_FP8(f16_fp8, __half)
+DECODE_VEC_KERNELS_FP8(f16_fp8, __half)
+PREFILL_MMA_KERNELS_FP8(f16_fp8, __half)
