@@ -76,6 +76,25 @@ fn sweep_reports_points_optimum_and_curve() {
     assert!(s["first_out_of_memory"].is_null());
     assert_eq!(s["curve"].as_array().map(Vec::len), Some(3));
     assert_eq!(doc["settings"]["output_len"], 4);
+    assert!(
+        doc["settings"].get("kv_cache_dtype").is_none(),
+        "auto: not recorded"
+    );
+}
+
+/// `--kv-cache-dtype fp8` runs a sweep on the CPU and is recorded in its settings.
+#[test]
+fn sweep_with_an_fp8_kv_cache() {
+    let doc = json_of(&small(&[
+        "--batch-sizes",
+        "2",
+        "--kv-cache-dtype",
+        "fp8",
+        "--json",
+    ]));
+    assert_eq!(doc["settings"]["kv_cache_dtype"], "fp8_e4m3");
+    assert_eq!(doc["points"][0]["status"], "ok", "{doc}");
+    assert_eq!(doc["points"][0]["result"]["output_tokens"], 8);
 }
 
 #[test]
@@ -211,6 +230,10 @@ fn bad_input_is_one_error_line() {
         (
             &["--batch-sizes", "1", "--gpu-memory-utilization", "1.5"],
             "gpu_memory_utilization",
+        ),
+        (
+            &["--batch-sizes", "1", "--kv-cache-dtype", "fp8_e5m2"],
+            "only fp8_e4m3",
         ),
     ];
     for (extra, needle) in cases {

@@ -231,3 +231,49 @@ fn bad_inputs_fail_cleanly() {
         Some(Path::new("/no/such/dir/out.json")),
     );
 }
+
+/// `--kv-cache-dtype fp8` runs on the CPU and the JSON records it: the setting, the cache's
+/// storage dtype, and a block of a quarter the bytes of the default f32 cache's.
+#[test]
+fn kv_cache_dtype_fp8_runs_and_is_recorded() {
+    let run = |kv: &str| -> (serde_json::Value, String) {
+        let mut args = SMALL.to_vec();
+        args.extend(["--json", "--kv-cache-dtype", kv]);
+        let out = llm_bench(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{kv}: {stderr}");
+        (serde_json::from_slice(&out.stdout).expect("JSON"), stderr)
+    };
+    let (fp8, stderr) = run("fp8");
+    assert_eq!(fp8["kv_cache_dtype"], "fp8_e4m3");
+    assert_eq!(fp8["kv_cache"]["dtype"], "f8e4m3");
+    assert_eq!(
+        fp8["dtype"], "f32",
+        "weights and activations keep the model dtype"
+    );
+    assert_eq!(fp8["total_tokens"], 16);
+    assert!(stderr.contains("KV cache (f8e4m3)"), "{stderr}");
+    let (auto, _) = run("auto");
+    assert_eq!(auto["kv_cache_dtype"], "auto");
+    assert_eq!(auto["kv_cache"]["dtype"], "f32");
+    let bytes = |d: &serde_json::Value| d["kv_cache"]["bytes_per_block"].as_u64();
+    assert_eq!(bytes(&fp8).map(|b| b * 4), bytes(&auto));
+}
+
+/// An unsupported or unknown `--kv-cache-dtype` is one error line, before anything runs.
+#[test]
+fn bad_kv_cache_dtype_is_one_error_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("result.json");
+    let file_s = file.to_string_lossy().into_owned();
+    fails_with(
+        &["--kv-cache-dtype", "fp8_e5m2", "--output", &file_s],
+        "only fp8_e4m3",
+        Some(&file),
+    );
+    fails_with(
+        &["--kv-cache-dtype", "foo", "--output", &file_s],
+        "unknown kv cache dtype `foo` (use auto, fp8, fp8_e4m3)",
+        Some(&file),
+    );
+}

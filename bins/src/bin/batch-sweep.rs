@@ -16,7 +16,7 @@ use bench_suite::sweep::{
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use llm_engine::engine::{parse_dtype, DeviceSpec, EngineConfig};
-use llm_engine::LoadFormat;
+use llm_engine::{KvCacheDtype, LoadFormat};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
@@ -93,6 +93,12 @@ struct Args {
     #[arg(long, value_name = "GIB")]
     kv_cache_gb: Option<f64>,
 
+    /// KV-cache dtype: auto (the model dtype) or fp8 (= fp8_e4m3: K/V as FP8 E4M3, scale 1.0,
+    /// half the bytes of f16 so 2x the tokens, E4M3 rounding, saturating at ±448; on CUDA
+    /// f16/bf16 models with head_dim 64/128).
+    #[arg(long, default_value = "auto", value_name = "DTYPE")]
+    kv_cache_dtype: String,
+
     /// Tokens per KV block.
     #[arg(long, default_value_t = 16)]
     block_size: usize,
@@ -146,6 +152,7 @@ fn engine_config(args: &Args, max_batch: usize) -> Result<EngineConfig> {
         model: args.model.clone(),
         load_format: args.load_format.parse::<LoadFormat>()?,
         dtype,
+        kv_cache_dtype: args.kv_cache_dtype.parse::<KvCacheDtype>()?,
         device: args.device.clone(),
         block_size: args.block_size,
         gpu_memory_utilization: args.gpu_memory_utilization,
@@ -204,6 +211,10 @@ fn run(args: Args) -> Result<()> {
         json!(args.gpu_memory_utilization),
     );
     fixed.insert("kv_cache_gb".into(), json!(args.kv_cache_gb));
+    // Recorded when not auto, so a sweep folder from before the flag still resumes.
+    if config.kv_cache_dtype != KvCacheDtype::Auto {
+        fixed.insert("kv_cache_dtype".into(), json!(config.kv_cache_dtype));
+    }
     fixed.insert("block_size".into(), json!(args.block_size));
     fixed.insert("seed".into(), json!(args.seed));
     let store = match &args.out_dir {

@@ -65,6 +65,12 @@ struct Args {
     /// Seed of prompts and GEMM inputs.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+
+    /// KV-cache dtype of the LLM runs: auto (the model dtype) or fp8 (= fp8_e4m3: K/V as FP8
+    /// E4M3, scale 1.0, half the bytes of f16 so 2x the tokens, E4M3 rounding, saturating at
+    /// ±448; on CUDA f16/bf16 models with head_dim 64/128).
+    #[arg(long, default_value = "auto", value_name = "DTYPE")]
+    kv_cache_dtype: String,
 }
 
 /// Progress bars: one per stage, under one multi-bar.
@@ -128,6 +134,7 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> Result<()> {
     let started = Instant::now();
+    let kv_cache_dtype: llm_engine::KvCacheDtype = args.kv_cache_dtype.parse()?;
     let device = args.device.clone().unwrap_or_else(|| {
         if matmul_flops::CUDA_COMPILED {
             "cuda:0".to_string()
@@ -176,6 +183,7 @@ fn run(args: Args) -> Result<()> {
         quick: args.quick,
         instances: args.instance.clone(),
         seed: args.seed,
+        kv_cache_dtype,
     };
     eprintln!(
         "bench-all: {} on {}, models {} -> {}/",

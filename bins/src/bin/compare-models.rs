@@ -15,7 +15,7 @@ use bench_suite::tune::OfflineWorkload;
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use llm_engine::engine::{parse_dtype, DeviceSpec};
-use llm_engine::LoadFormat;
+use llm_engine::{KvCacheDtype, LoadFormat};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
@@ -55,6 +55,12 @@ struct Args {
     /// f32, f16 or bf16. Default: f32 on the CPU, f16 on a GPU.
     #[arg(long, value_name = "DTYPE")]
     dtype: Option<String>,
+
+    /// KV-cache dtype: auto (the model dtype) or fp8 (= fp8_e4m3: K/V as FP8 E4M3, scale 1.0,
+    /// half the bytes of f16 so 2x the tokens, E4M3 rounding, saturating at ±448; on CUDA
+    /// f16/bf16 models with head_dim 64/128). The memory estimate counts its bytes.
+    #[arg(long, default_value = "auto", value_name = "DTYPE")]
+    kv_cache_dtype: String,
 
     /// Requests per model, all added at once.
     #[arg(long, short = 'n', default_value_t = 16)]
@@ -142,6 +148,7 @@ fn run(args: Args) -> Result<()> {
         (None, DeviceSpec::Cuda(_)) => "f16".into(),
     };
     let dtype = format!("{:?}", parse_dtype(&dtype)?).to_lowercase();
+    let kv_cache_dtype: KvCacheDtype = args.kv_cache_dtype.parse()?;
     if !(args.gpu_memory_utilization > 0.0 && args.gpu_memory_utilization <= 1.0) {
         bail!(
             "--gpu-memory-utilization must be in (0, 1], got {}",
@@ -159,6 +166,7 @@ fn run(args: Args) -> Result<()> {
     let settings = CompareSettings {
         device: args.device.clone(),
         dtype: dtype.clone(),
+        kv_cache_dtype,
         load_format: args.load_format.parse::<LoadFormat>()?,
         block_size: args.block_size,
         max_num_seqs: args.max_num_seqs,
@@ -183,6 +191,10 @@ fn run(args: Args) -> Result<()> {
     let mut fixed = Map::new();
     fixed.insert("device".into(), json!(args.device));
     fixed.insert("dtype".into(), json!(dtype));
+    // Recorded when not auto, so a sweep folder from before the flag still resumes.
+    if kv_cache_dtype != KvCacheDtype::Auto {
+        fixed.insert("kv_cache_dtype".into(), json!(kv_cache_dtype));
+    }
     fixed.insert("load_format".into(), json!(args.load_format));
     fixed.insert("workload".into(), serde_json::to_value(&settings.workload)?);
     fixed.insert("max_num_seqs".into(), json!(args.max_num_seqs));

@@ -16,7 +16,7 @@ use bench_suite::tune::{
 use clap::{Parser, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use llm_engine::engine::{DeviceSpec, EngineConfig};
-use llm_engine::LoadFormat;
+use llm_engine::{KvCacheDtype, LoadFormat};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
@@ -104,6 +104,12 @@ struct Args {
     #[arg(long, value_name = "GIB")]
     kv_cache_gb: Option<f64>,
 
+    /// KV-cache dtype: auto (the model dtype) or fp8 (= fp8_e4m3: K/V as FP8 E4M3, scale 1.0,
+    /// half the bytes of f16 so 2x the tokens, E4M3 rounding, saturating at ±448; on CUDA
+    /// f16/bf16 models with head_dim 64/128).
+    #[arg(long, default_value = "auto", value_name = "DTYPE")]
+    kv_cache_dtype: String,
+
     /// Seed of dummy weights and prompts.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -180,6 +186,7 @@ fn run(args: Args) -> Result<()> {
         load_format: args.load_format.parse::<LoadFormat>()?,
         device: args.device.clone(),
         kv_cache_bytes,
+        kv_cache_dtype: args.kv_cache_dtype.parse::<KvCacheDtype>()?,
         max_model_len: Some(workload.seq_len()),
         seed: args.seed,
         ..EngineConfig::default()
@@ -196,6 +203,10 @@ fn run(args: Args) -> Result<()> {
     fixed.insert("device".into(), json!(args.device));
     fixed.insert("workload".into(), serde_json::to_value(&workload)?);
     fixed.insert("kv_cache_gb".into(), json!(args.kv_cache_gb));
+    // Recorded when not auto, so a sweep folder from before the flag still resumes.
+    if base.kv_cache_dtype != KvCacheDtype::Auto {
+        fixed.insert("kv_cache_dtype".into(), json!(base.kv_cache_dtype));
+    }
     fixed.insert("seed".into(), json!(args.seed));
     let store = match &args.out_dir {
         Some(dir) => {

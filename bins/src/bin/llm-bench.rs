@@ -14,7 +14,7 @@ use bench_suite::roofline::{ModelFootprint, RooflineReport};
 use clap::{Parser, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use llm_engine::engine::{parse_dtype, DeviceSpec, EngineConfig};
-use llm_engine::{Engine, LoadFormat};
+use llm_engine::{Engine, KvCacheDtype, LoadFormat};
 use matmul_flops::BenchDevice;
 use metrics::serving::Slo;
 use serde::Serialize;
@@ -54,6 +54,13 @@ struct Args {
     /// (the seed's dtype="float16").
     #[arg(long, value_name = "DTYPE")]
     dtype: Option<String>,
+
+    /// KV-cache dtype (vLLM's flag): auto (the model dtype) or fp8 (= fp8_e4m3). fp8 stores
+    /// K/V as FP8 E4M3 with scale 1.0: half the K/V bytes of f16/bf16 (a quarter of f32), so
+    /// the cache holds 2x the tokens and decode reads half the K/V bytes, for E4M3 rounding
+    /// (3 mantissa bits) and saturation at ±448. On CUDA it needs f16/bf16 and head_dim 64/128.
+    #[arg(long, default_value = "auto", value_name = "DTYPE")]
+    kv_cache_dtype: String,
 
     /// What to measure: offline throughput, batch latency, or serving with arrivals.
     #[arg(long, value_enum, default_value_t = Mode::Offline)]
@@ -284,7 +291,7 @@ fn engine_config(args: &Args) -> Result<EngineConfig> {
         model: args.model.clone(),
         load_format,
         dtype,
-        kv_cache_dtype: llm_engine::KvCacheDtype::Auto,
+        kv_cache_dtype: args.kv_cache_dtype.parse::<KvCacheDtype>()?,
         device: args.device.clone(),
         block_size: args.block_size,
         gpu_memory_utilization: args.gpu_memory_utilization,

@@ -13,7 +13,7 @@
 //! of memory with needed vs available, and the comparison goes on.
 
 use llm_engine::engine::{parse_dtype, DeviceSpec, EngineConfig};
-use llm_engine::{Engine, LoadFormat, ModelConfig, ModelSource, PagedKvStorage};
+use llm_engine::{Engine, KvCacheDtype, LoadFormat, ModelConfig, ModelSource, PagedKvStorage};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{BenchError, Result};
@@ -105,17 +105,20 @@ pub fn model_config(model: &str) -> Result<ModelConfig> {
 }
 
 /// The memory `config` needs in `dtype` for `workload` with at most `max_num_seqs`
-/// sequences at once and blocks of `block_size` tokens.
+/// sequences at once and blocks of `block_size` tokens, K/V stored as `kv_cache_dtype` says
+/// (one byte per element for fp8).
 pub fn memory_need(
     config: &ModelConfig,
     dtype_name: &str,
+    kv_cache_dtype: KvCacheDtype,
     block_size: usize,
     max_num_seqs: usize,
     workload: &OfflineWorkload,
 ) -> Result<MemoryNeed> {
     let dtype = parse_dtype(dtype_name)?;
     let weights_bytes = config.weight_bytes(dtype);
-    let per_block = PagedKvStorage::bytes_per_block(config, block_size, dtype) as u64;
+    let kv_dtype = kv_cache_dtype.storage_dtype(dtype);
+    let per_block = PagedKvStorage::bytes_per_block(config, block_size, kv_dtype) as u64;
     let concurrent = workload.num_prompts.min(max_num_seqs.max(1)) as u64;
     let blocks_per_seq = workload.seq_len().div_ceil(block_size.max(1)) as u64;
     let kv_bytes = concurrent * blocks_per_seq * per_block;
@@ -134,6 +137,8 @@ pub struct CompareSettings {
     pub device: String,
     /// `f32`, `f16` or `bf16`.
     pub dtype: String,
+    /// The dtype K/V are stored in (`auto`: `dtype`).
+    pub kv_cache_dtype: KvCacheDtype,
     /// Where weights come from.
     pub load_format: LoadFormat,
     /// Tokens per KV block.
@@ -180,6 +185,7 @@ pub fn estimate(settings: &CompareSettings, point: &ModelPoint) -> Result<Memory
     memory_need(
         &config,
         &settings.dtype,
+        settings.kv_cache_dtype,
         settings.block_size,
         settings.max_num_seqs,
         &settings.workload,
@@ -217,6 +223,7 @@ pub fn measure_model(
         model: point.model.clone(),
         load_format: settings.load_format,
         dtype: parse_dtype(&settings.dtype)?,
+        kv_cache_dtype: settings.kv_cache_dtype,
         device: settings.device.clone(),
         block_size: settings.block_size,
         gpu_memory_utilization: settings.gpu_memory_utilization,
@@ -296,20 +303,25 @@ mod tests {
     #[test]
     fn memory_need_of_presets() -> Result<()> {
         let cfg = model_config("llama-2-7b")?;
-        let need = memory_need(&cfg, "f16", 16, 256, &workload(4))?;
+        let need = memory_need(&cfg, "f16", KvCacheDtype::Auto, 16, 256, &workload(4))?;
         assert_eq!(need.weights_bytes, cfg.num_parameters() * 2);
         // llama-2-7b: 32 layers x 2 (K, V) x 4096 x 2 bytes = 512 KiB per token; 32 tokens
         // per sequence = 2 blocks of 16; 4 sequences.
         assert_eq!(need.kv_bytes, 4 * 2 * 16 * 512 * 1024);
         assert_eq!(need.total_bytes, need.weights_bytes + need.kv_bytes);
-        let capped = memory_need(&cfg, "f16", 16, 2, &workload(4))?;
+        let capped = memory_need(&cfg, "f16", KvCacheDtype::Auto, 16, 2, &workload(4))?;
         assert_eq!(
             capped.kv_bytes * 2,
             need.kv_bytes,
             "max_num_seqs caps concurrency"
         );
-        let f32 = memory_need(&cfg, "f32", 16, 256, &workload(4))?;
+        let f32 = memory_need(&cfg, "f32", KvCacheDtype::Auto, 16, 256, &workload(4))?;
         assert_eq!(f32.weights_bytes, 2 * need.weights_bytes);
+        // An fp8 cache: 1 byte per element, whatever the model dtype; weights unchanged.
+        for dtype in ["f16", "f32"] {
+            let fp8 = memory_need(&cfg, dtype, KvCacheDtype::Fp8E4M3, 16, 256, &workload(4))?;
+            assert_eq!(fp8.kv_bytes * 2, need.kv_bytes, "{dtype}");
+        }
         assert!(model_config("no-such-model").is_err());
         Ok(())
     }
@@ -319,6 +331,7 @@ mod tests {
         let settings = CompareSettings {
             device: "cpu".into(),
             dtype: "f32".into(),
+            kv_cache_dtype: KvCacheDtype::Auto,
             load_format: LoadFormat::Dummy,
             block_size: 16,
             max_num_seqs: 8,
@@ -401,6 +414,7 @@ mod tests {
         let settings = CompareSettings {
             device: "cpu".into(),
             dtype: "f32".into(),
+            kv_cache_dtype: KvCacheDtype::Auto,
             load_format: LoadFormat::Dummy,
             block_size: 16,
             max_num_seqs: 8,

@@ -1,13 +1,15 @@
 //! [`RunHeader`]: what every mode's report starts with — model, device, dtype, engine
 //! configuration, load time, memory, KV cache, run manifest.
 
-use llm_engine::Engine;
+use llm_engine::{Engine, KvCacheDtype};
 use metrics::RunManifest;
 use serde::Serialize;
 
 /// The KV cache as sized at start-up, plus its peak usage so far.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct KvCacheSummary {
+    /// The dtype of the cache's tensors: the model's, or `f8e4m3` for an fp8 cache.
+    pub dtype: &'static str,
     /// KV blocks.
     pub num_blocks: usize,
     /// Tokens per block.
@@ -38,8 +40,10 @@ pub struct RunHeader {
     pub load_format: String,
     /// `cpu` or `cuda:N`.
     pub device: String,
-    /// Weight/activation/KV dtype.
+    /// Weight/activation dtype (and the KV cache's with `kv_cache_dtype` auto).
     pub dtype: String,
+    /// The KV cache's dtype setting (vLLM's `kv_cache_dtype`): `auto` or `fp8_e4m3`.
+    pub kv_cache_dtype: KvCacheDtype,
     /// Tokens per KV block.
     pub block_size: usize,
     /// Most requests running at once.
@@ -92,6 +96,7 @@ impl RunHeader {
             load_format: format!("{:?}", config.load_format).to_lowercase(),
             device: engine.device_spec().to_string(),
             dtype: format!("{:?}", engine.dtype()).to_lowercase(),
+            kv_cache_dtype: engine.kv_cache_dtype(),
             block_size: info.block_size,
             max_num_seqs: config.max_num_seqs,
             max_num_batched_tokens: config.max_num_batched_tokens,
@@ -107,6 +112,7 @@ impl RunHeader {
                 0.0
             },
             kv_cache: KvCacheSummary {
+                dtype: engine.kv_storage_dtype().as_str(),
                 num_blocks: info.num_blocks,
                 block_size: info.block_size,
                 bytes_per_block: info.bytes_per_block,
@@ -125,7 +131,7 @@ impl RunHeader {
         let kv = &self.kv_cache;
         format!(
             "Model: {} ({}, {}, {}), load time {:.2}s\n\
-             Memory used: {:.2} GB ({:.1}%); KV cache: {} blocks x {} tokens, {:.1} KiB/block, {:.2} GiB, peak usage {:.1}%, max concurrency {:.1}\n",
+             Memory used: {:.2} GB ({:.1}%); KV cache ({}): {} blocks x {} tokens, {:.1} KiB/block, {:.2} GiB, peak usage {:.1}%, max concurrency {:.1}\n",
             self.model_name,
             self.device,
             self.dtype,
@@ -133,6 +139,7 @@ impl RunHeader {
             self.load_time_s,
             self.memory_used_gb,
             self.memory_utilization_pct,
+            kv.dtype,
             kv.num_blocks,
             kv.block_size,
             kv.bytes_per_block as f64 / 1024.0,

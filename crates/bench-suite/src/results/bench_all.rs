@@ -10,7 +10,7 @@
 use std::cell::RefCell;
 use std::time::Duration;
 
-use llm_engine::engine::{parse_dtype, EngineConfig};
+use llm_engine::engine::{parse_dtype, EngineConfig, KvCacheDtype};
 use llm_engine::Engine;
 use matmul_flops::bandwidth::mib_to_bytes;
 use matmul_flops::{
@@ -47,6 +47,8 @@ pub struct BenchAllConfig {
     pub instances: Vec<String>,
     /// Seed of prompts and inputs.
     pub seed: u64,
+    /// The dtype the engine stores K/V in (`Auto`: the model dtype).
+    pub kv_cache_dtype: KvCacheDtype,
 }
 
 /// The seed tutorial's instances (`cost_analysis.py`), priced when no GPU matches.
@@ -66,6 +68,10 @@ impl BenchAllConfig {
         m.insert("models".into(), json!(self.models));
         m.insert("quick".into(), json!(self.quick));
         m.insert("seed".into(), json!(self.seed));
+        // Recorded when not auto, so a results folder from before the setting still resumes.
+        if self.kv_cache_dtype != KvCacheDtype::Auto {
+            m.insert("kv_cache_dtype".into(), json!(self.kv_cache_dtype));
+        }
         m
     }
 
@@ -351,6 +357,7 @@ fn engine_for<'e>(
         let mut c = EngineConfig::for_model(model);
         c.device = config.device.clone();
         c.dtype = parse_dtype(config.dtype_name())?;
+        c.kv_cache_dtype = config.kv_cache_dtype;
         c.seed = config.seed;
         if config.quick {
             c.max_model_len = Some(256);
@@ -500,6 +507,7 @@ fn llm_stage(
         model: model.to_string(),
         device: report.header.device.clone(),
         dtype: report.header.dtype.clone(),
+        kv_cache_dtype: report.header.kv_cache_dtype,
         num_prompts: report.num_prompts,
         input_len,
         max_tokens: report.max_tokens,
@@ -668,7 +676,14 @@ mod tests {
             quick: true,
             instances: vec![],
             seed: 0,
+            kv_cache_dtype: KvCacheDtype::Auto,
         };
+        assert!(!c.settings().contains_key("kv_cache_dtype"), "auto: as before");
+        let fp8 = BenchAllConfig {
+            kv_cache_dtype: KvCacheDtype::Fp8E4M3,
+            ..c.clone()
+        };
+        assert_eq!(fp8.settings()["kv_cache_dtype"], "fp8_e4m3");
         let names: Vec<String> = stages(&c).into_iter().map(|s| s.name).collect();
         assert_eq!(
             names,

@@ -66,8 +66,11 @@ pub struct LlmEntry {
     pub model: String,
     /// Device.
     pub device: String,
-    /// Dtype of weights and KV cache.
+    /// Dtype of weights and activations (and the KV cache's with `kv_cache_dtype` auto).
     pub dtype: String,
+    /// The KV cache's dtype setting: `auto` or `fp8_e4m3` (absent in older results: auto).
+    #[serde(default)]
+    pub kv_cache_dtype: llm_engine::KvCacheDtype,
     /// Requests in the timed run.
     pub num_prompts: usize,
     /// Prompt tokens per request.
