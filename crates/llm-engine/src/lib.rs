@@ -17,7 +17,7 @@
 //! | [`SamplingParams`], [`sampling`] | greedy, temperature, top-k/p, min-p, seeds, stop ids/strings, `ignore_eos` |
 //! | [`scheduler`] | continuous batching: FCFS, `max_num_seqs` / `max_num_batched_tokens`, chunked prefill, preemption by recompute |
 //! | [`block_pool::KvBlockPool`], [`prefix_cache`] | O(1) block allocate/free with ref counts; full-block prefix caching with copy-on-write |
-//! | [`PagedKvStorage`] | the per-layer K/V tensors the blocks index into |
+//! | [`PagedKvStorage`], [`KvCacheDtype`] | the per-layer K/V tensors the blocks index into, in the model dtype or fp8 E4M3 |
 //! | [`CausalLm`], [`SeqSlice`], [`load_model`] | a model's forward over a mixed batch of prefill chunks and decodes |
 //! | [`ModelConfig`], [`presets`] | HF configs and the built-in presets |
 //!
