@@ -678,7 +678,10 @@ mod tests {
             seed: 0,
             kv_cache_dtype: KvCacheDtype::Auto,
         };
-        assert!(!c.settings().contains_key("kv_cache_dtype"), "auto: as before");
+        assert!(
+            !c.settings().contains_key("kv_cache_dtype"),
+            "auto: as before"
+        );
         let fp8 = BenchAllConfig {
             kv_cache_dtype: KvCacheDtype::Fp8E4M3,
             ..c.clone()
