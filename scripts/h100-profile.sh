@@ -4,13 +4,16 @@
 # `ncu --metrics gpu__time_duration.sum` over a window of launches in the decode phase and
 # prints the kernel time per decode step grouped by kernel, next to the step time measured
 # without the profiler (scripts/ncu_summary.py). Needs .gpu/bin from scripts/pack-gpu-bins.sh.
-# env: PROFILE_RUNS="bs1 bs256" (or "prefill"), MODEL, SKIP_BS1, SKIP_BS256, COUNT, PROFILE_TIMEOUT
+# env: PROFILE_RUNS="bs1 bs256" (or "prefill"), MODEL, SKIP_BS1, SKIP_BS256, COUNT, PROFILE_TIMEOUT,
+# PROFILE_ARGS (more llm-bench flags, e.g. --kv-cache-dtype=fp8)
 set -uo pipefail
 OUT="${OUT:-$PWD/profile-out}"; mkdir -p "$OUT"
 G=.gpu
 [ -d "$G/bin" ] || { mkdir -p "$G/bin" && tar xJf "$G/bins.tar.xz" -C "$G/bin"; } || exit 1
 NCU=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
 A=(--device cuda --model "${MODEL:-llama-2-7b}" --load-format dummy --dtype f16 --input-len 128)
+# shellcheck disable=SC2206
+A+=(${PROFILE_ARGS:-})
 prof() { # name, launches to skip, launches to time, llm-bench args...
   local name=$1 skip=$2 count=$3; shift 3
   timeout "${PROFILE_TIMEOUT:-200}" "$NCU" --clock-control none --metrics gpu__time_duration.sum \

@@ -35,3 +35,23 @@ RESHAPE_AND_CACHE(bf16, __nv_bfloat16, __nv_bfloat16)
 RESHAPE_AND_CACHE(f32_fp8, float, fp8_e4m3)
 RESHAPE_AND_CACHE(f16_fp8, __half, fp8_e4m3)
 RESHAPE_AND_CACHE(bf16_fp8, __nv_bfloat16, fp8_e4m3)
+
+// Element-wise conversions between a model dtype and fp8 E4M3 (candle 0.11's own CUDA casts to
+// and from F8E4M3 are not loadable: their kernel names do not match what it looks up):
+// fp8_from_<t>: out[i] = fp8(in[i]) rounded to nearest even, saturated to +-448 (NaN stays NaN);
+// fp8_to_<t>:   out[i] = in[i] (every E4M3 value is exact in f32, f16 and bf16).
+#define FP8_CASTS(NAME, T)                                                                     \
+  extern "C" __global__ void fp8_from_##NAME(fp8_e4m3* out, const T* in, long long n) {       \
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n;                \
+         i += (long long)gridDim.x * blockDim.x)                                               \
+      out[i] = to_cache<fp8_e4m3>(in[i]);                                                      \
+  }                                                                                            \
+  extern "C" __global__ void fp8_to_##NAME(T* out, const fp8_e4m3* in, long long n) {         \
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n;                \
+         i += (long long)gridDim.x * blockDim.x)                                               \
+      out[i] = from_float<T>(to_float(in[i]));                                                 \
+  }
+
+FP8_CASTS(f32, float)
+FP8_CASTS(f16, __half)
+FP8_CASTS(bf16, __nv_bfloat16)

@@ -17,8 +17,8 @@
 //! (`float8::F8E4M3::from_f32`, a port of CUDA's `__nv_cvt_double_to_fp8`, which saturates on
 //! its own too; the explicit clamp keeps the result independent of the backend's cast). NaN
 //! stays NaN (candle's CPU `maximum`/`minimum` and CUDA's f16/bf16 ones keep a NaN operand).
-//! Reads ([`PagedKvStorage::gather`], [`PagedKvStorage::layer`]) return the storage's dtype;
-//! callers widen.
+//! Reads ([`PagedKvStorage::gather`], [`PagedKvStorage::layer`]) return the storage's dtype
+//! (except `gather` of an fp8 cache on CUDA: f32, exactly); callers widen.
 
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, DType, Device, InplaceOp2, Layout, Tensor};
@@ -96,8 +96,17 @@ impl PagedKvStorage {
         let bs = self.block_size;
         let (src, dst) = (src as usize * bs, dst as usize * bs);
         for t in self.keys.iter().chain(self.values.iter()) {
-            let rows = t.narrow(1, src, bs)?.contiguous()?;
-            t.slice_set(&rows, 1, dst)?;
+            if self.dtype == DType::F8E4M3 {
+                // Head by head: each head's block is contiguous, so no strided copy (candle
+                // 0.11's CUDA strided copy of F8E4M3 looks up a kernel it does not have).
+                for h in 0..self.num_kv_heads {
+                    let rows = t.narrow(0, h, 1)?.narrow(1, src, bs)?.contiguous()?;
+                    t.narrow(0, h, 1)?.slice_set(&rows, 1, dst)?;
+                }
+            } else {
+                let rows = t.narrow(1, src, bs)?.contiguous()?;
+                t.slice_set(&rows, 1, dst)?;
+            }
         }
         Ok(())
     }
@@ -192,7 +201,7 @@ impl PagedKvStorage {
     fn to_storage_dtype(&self, rows: &Tensor) -> Result<Tensor> {
         if self.dtype == DType::F8E4M3 && rows.dtype() != DType::F8E4M3 {
             let clamped = rows.clamp(-FP8_E4M3_MAX, FP8_E4M3_MAX)?;
-            Ok(clamped.to_dtype(DType::F8E4M3)?)
+            convert_dtype(&clamped, DType::F8E4M3)
         } else {
             Ok(rows.to_dtype(self.dtype)?)
         }
@@ -317,6 +326,13 @@ impl PagedKvStorage {
         let (k_cache, v_cache) = self.layer(layer)?;
         let slots = self.slots(block_table, len)?;
         let idx = Tensor::from_vec(slots, len, k_cache.device())?;
+        if self.dtype == DType::F8E4M3 && k_cache.device().is_cuda() {
+            // candle 0.11 has no CUDA index_select for F8E4M3: widen the layer (exactly) first.
+            return Ok((
+                convert_dtype(k_cache, DType::F32)?.index_select(&idx, 1)?,
+                convert_dtype(v_cache, DType::F32)?.index_select(&idx, 1)?,
+            ));
+        }
         Ok((
             k_cache.index_select(&idx, 1)?,
             v_cache.index_select(&idx, 1)?,
@@ -333,6 +349,23 @@ impl PagedKvStorage {
             )))
         }
     }
+}
+
+/// `t.to_dtype(dtype)`, except conversions to or from fp8 E4M3 on CUDA, which go through
+/// [`crate::cuda::convert_fp8`] (candle 0.11's own CUDA casts for F8E4M3 look up kernels under
+/// names its kernel library does not have): the same rounding (nearest even, saturating).
+///
+/// # Errors
+/// Candle's, or the conversion kernel's.
+pub(crate) fn convert_dtype(t: &Tensor, dtype: DType) -> Result<Tensor> {
+    #[cfg(feature = "cuda")]
+    if t.device().is_cuda()
+        && t.dtype() != dtype
+        && (t.dtype() == DType::F8E4M3 || dtype == DType::F8E4M3)
+    {
+        return crate::cuda::convert_fp8(t, dtype);
+    }
+    Ok(t.to_dtype(dtype)?)
 }
 
 /// The CPU op behind [`PagedKvStorage::write_rows`]: `cache[h, slots[t], :] = rows[t, h, :]`.

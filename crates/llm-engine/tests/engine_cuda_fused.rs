@@ -16,6 +16,7 @@
 //!   (element-wise path), 64 and 128 (16-byte vector path).
 //! - `rope_qkv_to_cache_matches_split_then_reshape_and_cache`: the fused rotary + cache write
 //!   (also into fp8 E4M3 caches, checked against the host's rounding)
+//! - `convert_fp8_matches_the_host`: the fp8 conversion kernels against the host's, edge cases included
 //!   leaves q and both whole caches exactly as `rope_split_qkv` followed by two
 //!   `reshape_and_cache` launches do (same shapes, rows 1, 9 and 200 at scattered slots).
 //! - `gemv_matches_candle_matmul`: the small-M linear kernel against `x · wᵀ + b` by cuBLAS,
@@ -43,7 +44,9 @@ use llm_engine::cuda::fused::{
     add_layer_norm, add_rms_norm, rope_qkv_to_cache, rope_split_qkv, silu_mul, CacheTarget, Rotary,
 };
 use llm_engine::cuda::gemv::{small_m_linear, small_m_linear_with, small_m_linear_with_split};
-use llm_engine::cuda::{argmax_rows, reshape_and_cache, topk_rows, TopKRow, NO_ARGMAX};
+use llm_engine::cuda::{
+    argmax_rows, convert_fp8, reshape_and_cache, topk_rows, TopKRow, NO_ARGMAX,
+};
 use llm_engine::models::{load_model, LoadFormat, ModelSource, SeqSlice};
 use llm_engine::sampling::{argmax, sample_from_candidates, sample_token, SamplingParams};
 use llm_engine::PagedKvStorage;
@@ -343,9 +346,11 @@ fn rope_qkv_to_cache_matches_split_then_reshape_and_cache() {
                     let slots: Vec<u32> =
                         (0..rows as u32).map(|r| (r * 37 + 5) % num_slots).collect();
                     let slot_mapping = Tensor::new(slots.as_slice(), &dev).expect("slots");
+                    // Made on the host: candle 0.11 cannot cast F8E4M3 on CUDA.
                     let cache = |rng: &mut StdRng| {
-                        randn(rng, &[kv_heads, num_slots as usize, hd], dtype, &dev)
+                        randn(rng, &[kv_heads, num_slots as usize, hd], dtype, &Device::Cpu)
                             .to_dtype(cache_dtype)
+                            .and_then(|t| t.to_device(&dev))
                             .expect("cache")
                     };
                     let (k_a, v_a) = (cache(&mut rng), cache(&mut rng));
@@ -377,7 +382,11 @@ fn rope_qkv_to_cache_matches_split_then_reshape_and_cache() {
                         for (name, got, want, rows_t) in
                             [("k", &k_b, &k_a, &k), ("v", &v_b, &v_a, &v)]
                         {
-                            let as_f32 = |t: &Tensor| t.to_dtype(DType::F32).expect("to f32");
+                            let as_f32 = |t: &Tensor| {
+                                t.to_device(&Device::Cpu)
+                                    .and_then(|t| t.to_dtype(DType::F32))
+                                    .expect("to f32")
+                            };
                             check(
                                 &mut failures,
                                 format!("{case} {name} cache"),
@@ -415,13 +424,81 @@ fn rope_qkv_to_cache_matches_split_then_reshape_and_cache() {
     assert_none(failures, cases);
 }
 
+/// `convert_fp8` both ways against the host's conversion (clamp to ±448, then candle's /
+/// `float8`'s round to nearest even): random values at several scales plus the edge cases
+/// (ties, the largest finite value and the next tie above it, subnormals and half the
+/// smallest, ±inf, NaN, signed zeros); back from fp8 every value must be exact.
+#[test]
+fn convert_fp8_matches_the_host() {
+    let Some(dev) = gpu() else { return };
+    let mut rng = StdRng::seed_from_u64(8);
+    let mut values: Vec<f32> = vec![
+        0.0,
+        -0.0,
+        448.0,
+        -448.0,
+        464.0,
+        480.0,
+        1e5,
+        -1e5,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        f32::NAN,
+        2f32.powi(-9),
+        2f32.powi(-10),
+        3.0 * 2f32.powi(-10),
+        1.0625,
+        1.1875,
+        -2.125,
+    ];
+    for scale in [1e-3f32, 1.0, 30.0, 600.0] {
+        values.extend((0..2000).map(|_| scale * (rng.random::<f32>() * 2.0 - 1.0)));
+    }
+    let host = Tensor::new(values.as_slice(), &Device::Cpu).expect("values");
+    let mut failures = Vec::new();
+    for dtype in DTYPES {
+        let input = host.to_dtype(dtype).expect("input in dtype");
+        let want = input
+            .to_dtype(DType::F32)
+            .and_then(|t| t.clamp(-448f32, 448f32))
+            .and_then(|t| t.to_dtype(DType::F8E4M3))
+            .expect("host fp8");
+        let on_device = input.to_device(&dev).expect("input on the device");
+        let got = convert_fp8(&on_device, DType::F8E4M3).expect("device fp8");
+        let back = convert_fp8(&got, dtype).expect("back from fp8");
+        let bits = |t: &Tensor| -> Vec<f32> {
+            t.to_device(&Device::Cpu)
+                .and_then(|t| t.to_dtype(DType::F32))
+                .and_then(|t| t.to_vec1::<f32>())
+                .expect("to host")
+        };
+        let (w, g, b) = (bits(&want), bits(&got), bits(&back));
+        for (i, x) in values.iter().enumerate() {
+            let same = |a: f32, b: f32| a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan());
+            if !same(g[i], w[i]) || !same(b[i], w[i]) {
+                failures.push(format!(
+                    "{dtype:?} {x}: device fp8 {} (back {}), host {}",
+                    g[i], b[i], w[i]
+                ));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} conversions differ:\n{}",
+        failures.len(),
+        3 * values.len(),
+        failures.iter().take(20).cloned().collect::<Vec<_>>().join("\n")
+    );
+}
+
 /// The rows `slots` of an fp8 cache `[kv_heads, num_slots, head_dim]` as f32 on the host:
 /// `[kv_heads, slots.len(), head_dim]`.
 fn host_fp8_rows(cache: &Tensor, slots: &[u32]) -> candle_core::Result<Tensor> {
     let idx = Tensor::new(slots, &Device::Cpu)?;
     cache
-        .to_dtype(DType::F32)?
         .to_device(&Device::Cpu)?
+        .to_dtype(DType::F32)?
         .index_select(&idx, 1)
 }
 

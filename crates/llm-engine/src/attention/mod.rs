@@ -40,7 +40,7 @@ use candle_core::{DType, Tensor};
 
 use crate::config::ModelConfig;
 use crate::error::{EngineError, Result};
-use crate::kv_cache_storage::PagedKvStorage;
+use crate::kv_cache_storage::{convert_dtype, PagedKvStorage};
 use crate::models::BatchLayout;
 use cpu_decode::{paged_decode_attention_cpu, DecodeProblem};
 
@@ -189,7 +189,7 @@ impl PagedAttention {
                 continue;
             }
             let (kc, vc) = kv.gather(layer, &s.block_table, s.start_pos + len)?;
-            let (kc, vc) = (kc.to_dtype(q.dtype())?, vc.to_dtype(q.dtype())?);
+            let (kc, vc) = (convert_dtype(&kc, q.dtype())?, convert_dtype(&vc, q.dtype())?);
             parts.push(self.attend(&q.narrow(0, off, len)?, &kc, &vc, s.start_pos)?);
             for t in 0..len {
                 part_row_of_token[off + t] = next_row;
@@ -288,9 +288,12 @@ impl PagedAttention {
         let device = q.device();
         let (k_cache, v_cache) = kv.layer(layer)?;
         // A cache of another dtype (fp8) is converted whole before the `index_select`, which
-        // candle's CUDA backend may not have for fp8: a full copy per layer, acceptable on
+        // candle's CUDA backend does not have for fp8: a full copy per layer, acceptable on
         // this reference path (the kernels read fp8 in place).
-        let (k_cache, v_cache) = (k_cache.to_dtype(q.dtype())?, v_cache.to_dtype(q.dtype())?);
+        let (k_cache, v_cache) = (
+            convert_dtype(k_cache, q.dtype())?,
+            convert_dtype(v_cache, q.dtype())?,
+        );
         let slots = Tensor::from_vec(slots, b * t, device)?;
         // [KVH, B*T, D] -> [KVH, B, T, D]: per (head, sequence) a plain [T, D] matrix.
         let k = k_cache.index_select(&slots, 1)?.reshape((kvh, b, t, d))?;

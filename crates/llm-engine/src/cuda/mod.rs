@@ -25,7 +25,7 @@ mod topk;
 
 pub use argmax::{argmax_rows, NO_ARGMAX};
 pub use paged_attention::{paged_attention, supports_head_dim};
-pub use reshape_and_cache::reshape_and_cache;
+pub use reshape_and_cache::{convert_fp8, reshape_and_cache};
 pub use topk::{topk_rows, TopKCandidates, TopKRow, MAX_DEVICE_TOP_K, NO_CANDIDATE};
 
 use std::collections::HashMap;

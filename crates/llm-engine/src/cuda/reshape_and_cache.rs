@@ -162,3 +162,86 @@ fn launch<T: CudaDType + DeviceRepr, C: CudaDType + DeviceRepr>(
     unsafe { b.launch(cfg) }.map_err(|e| kernel_error(&kernel, e))?;
     Ok(())
 }
+
+/// `t` converted between f32 / f16 / bf16 and fp8 E4M3 on CUDA, one launch (`fp8_from_<t>`:
+/// round to nearest even, saturate to ±448, NaN stays NaN; `fp8_to_<t>`: exact). What
+/// `Tensor::to_dtype` would do, which candle 0.11 cannot on CUDA (its F8E4M3 cast kernels are
+/// looked up under names the kernel library does not have).
+///
+/// # Errors
+/// [`EngineError::CudaKernel`](crate::EngineError::CudaKernel) for a tensor not on CUDA, a pair
+/// of dtypes other than those, or a failed launch.
+pub fn convert_fp8(t: &Tensor, dtype: DType) -> Result<Tensor> {
+    let (from, to) = (t.dtype(), dtype);
+    let (kernel, model_dtype) = match (from, to) {
+        (DType::F8E4M3, d) => ("fp8_to", d),
+        (d, DType::F8E4M3) => ("fp8_from", d),
+        _ => ("fp8_convert", from),
+    };
+    let kernel = format!(
+        "{kernel}_{}",
+        super::dtype_suffix(model_dtype).unwrap_or("unsupported")
+    );
+    if super::dtype_suffix(model_dtype).is_none() || (from == DType::F8E4M3) == (to == DType::F8E4M3) {
+        return Err(kernel_error(
+            &kernel,
+            format!("{from:?} -> {to:?} is not a conversion to or from fp8 E4M3 of f32/f16/bf16"),
+        ));
+    }
+    let candle_core::Device::Cuda(dev) = t.device() else {
+        return Err(kernel_error(&kernel, "the tensor is not on CUDA"));
+    };
+    let t = t.contiguous()?;
+    let n = t.elem_count();
+    let out = match (from, to) {
+        (DType::F8E4M3, DType::F32) => cast_launch::<float8::F8E4M3, f32>(dev, &t, &kernel)?,
+        (DType::F8E4M3, DType::F16) => cast_launch::<float8::F8E4M3, half::f16>(dev, &t, &kernel)?,
+        (DType::F8E4M3, _) => cast_launch::<float8::F8E4M3, half::bf16>(dev, &t, &kernel)?,
+        (DType::F32, _) => cast_launch::<f32, float8::F8E4M3>(dev, &t, &kernel)?,
+        (DType::F16, _) => cast_launch::<half::f16, float8::F8E4M3>(dev, &t, &kernel)?,
+        _ => cast_launch::<half::bf16, float8::F8E4M3>(dev, &t, &kernel)?,
+    };
+    debug_assert_eq!(n, t.elem_count());
+    Ok(Tensor::from_storage(
+        candle_core::Storage::Cuda(out),
+        t.shape().clone(),
+        candle_core::op::BackpropOp::none(),
+        false,
+    ))
+}
+
+/// One element-wise launch reading `t` (`I` elements, contiguous) and writing a new `O` buffer.
+fn cast_launch<I: CudaDType + DeviceRepr, O: CudaDType + DeviceRepr>(
+    dev: &candle_core::CudaDevice,
+    t: &Tensor,
+    kernel: &str,
+) -> Result<CudaStorage> {
+    let n = t.elem_count();
+    let (guard, layout) = t.storage_and_layout();
+    let candle_core::Storage::Cuda(storage) = &*guard else {
+        return Err(kernel_error(kernel, "the tensor is not on CUDA"));
+    };
+    let input = contiguous_view::<I>(storage, layout, kernel, "input")?;
+    // SAFETY: the launch below writes all n elements before anything reads them (ordered on
+    // the device's stream).
+    let mut out = unsafe { dev.alloc::<O>(n) }
+        .map_err(|e| kernel_error(kernel, format!("allocation: {e}")))?;
+    if n > 0 {
+        let func = load(dev, &RESHAPE_AND_CACHE, kernel)?;
+        let cfg = LaunchConfig {
+            grid_dim: (dim(n.div_ceil(256).min(65_535), kernel, "blocks")?, 1, 1),
+            block_dim: (256, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        let len = n as i64;
+        let stream = dev.cuda_stream();
+        let mut b = stream.launch_builder(&func);
+        b.arg(&mut out);
+        b.arg(&input);
+        b.arg(&len);
+        // SAFETY: the arguments match fp8_from_<t> / fp8_to_<t> (kernels/reshape_and_cache.cu):
+        // out and input hold n elements of the kernel's types; the grid-stride loop stays below n.
+        unsafe { b.launch(cfg) }.map_err(|e| kernel_error(kernel, e))?;
+    }
+    Ok(CudaStorage::wrap_cuda_slice(out, dev.clone()))
+}
