@@ -95,14 +95,24 @@ impl PagedKvStorage {
         }
         let bs = self.block_size;
         let (src, dst) = (src as usize * bs, dst as usize * bs);
+        // fp8: no strided copy (candle 0.11's CUDA strided copy of F8E4M3 looks up a kernel it
+        // does not have). Each head's block is contiguous: copied head by head into a scratch
+        // `[KVH, block_size, D]` (a view of the cache itself cannot be the source of a
+        // `slice_set` into it), then written back in one `slice_set`.
+        let scratch = match self.keys.first() {
+            Some(k) if self.dtype == DType::F8E4M3 => {
+                let shape = (self.num_kv_heads, bs, self.head_dim);
+                Some(Tensor::zeros(shape, self.dtype, k.device())?)
+            }
+            _ => None,
+        };
         for t in self.keys.iter().chain(self.values.iter()) {
-            if self.dtype == DType::F8E4M3 {
-                // Head by head: each head's block is contiguous, so no strided copy (candle
-                // 0.11's CUDA strided copy of F8E4M3 looks up a kernel it does not have).
+            if let Some(scratch) = &scratch {
                 for h in 0..self.num_kv_heads {
-                    let rows = t.narrow(0, h, 1)?.narrow(1, src, bs)?.contiguous()?;
-                    t.narrow(0, h, 1)?.slice_set(&rows, 1, dst)?;
+                    let rows = t.narrow(0, h, 1)?.narrow(1, src, bs)?;
+                    scratch.narrow(0, h, 1)?.slice_set(&rows, 1, 0)?;
                 }
+                t.slice_set(scratch, 1, dst)?;
             } else {
                 let rows = t.narrow(1, src, bs)?.contiguous()?;
                 t.slice_set(&rows, 1, dst)?;
