@@ -189,7 +189,10 @@ impl PagedAttention {
                 continue;
             }
             let (kc, vc) = kv.gather(layer, &s.block_table, s.start_pos + len)?;
-            let (kc, vc) = (convert_dtype(&kc, q.dtype())?, convert_dtype(&vc, q.dtype())?);
+            let (kc, vc) = (
+                convert_dtype(&kc, q.dtype())?,
+                convert_dtype(&vc, q.dtype())?,
+            );
             parts.push(self.attend(&q.narrow(0, off, len)?, &kc, &vc, s.start_pos)?);
             for t in 0..len {
                 part_row_of_token[off + t] = next_row;
