@@ -54,6 +54,19 @@ template <> __device__ __forceinline__ uint32_t fp8x2_to<__nv_bfloat16>(uint32_t
   return *reinterpret_cast<const uint32_t*>(&b);
 }
 
+// Four fp8 E4M3 values (a word, the lowest byte first) as two f16x2 registers: one unpack
+// and two cvt e4m3x2 -> f16x2 (sm_89+; the halves are register selectors, no shifts).
+__device__ __forceinline__ void fp8x4_to_half2x2(uint32_t w, uint32_t& lo, uint32_t& hi) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 890
+  asm("{\n .reg .b16 a, b;\n mov.b32 {a, b}, %2;\n cvt.rn.f16x2.e4m3x2 %0, a;\n cvt.rn.f16x2.e4m3x2 %1, b;\n}"
+      : "=r"(lo), "=r"(hi)
+      : "r"(w));
+#else
+  lo = fp8x2_to<__half>(w & 0xffffu);
+  hi = fp8x2_to<__half>(w >> 16);
+#endif
+}
+
 // 8 consecutive cache elements at `p` as 8 model-dtype (2-byte) elements in one 16-byte
 // vector: the vector itself where the cache has the model's dtype, else 8 fp8 bytes converted.
 template <typename T, typename C> __device__ __forceinline__ uint4 load8_as(const C* __restrict__ p) {
@@ -62,8 +75,15 @@ template <typename T, typename C> __device__ __forceinline__ uint4 load8_as(cons
   } else {
     static_assert(std::is_same<C, fp8_e4m3>::value && sizeof(T) == 2, "fp8 cache, 2-byte model dtype");
     const uint2 raw = *reinterpret_cast<const uint2*>(p);
-    return make_uint4(fp8x2_to<T>(raw.x & 0xffffu), fp8x2_to<T>(raw.x >> 16), fp8x2_to<T>(raw.y & 0xffffu),
-                      fp8x2_to<T>(raw.y >> 16));
+    if constexpr (std::is_same<T, __half>::value) {
+      uint4 h;
+      fp8x4_to_half2x2(raw.x, h.x, h.y);
+      fp8x4_to_half2x2(raw.y, h.z, h.w);
+      return h;
+    } else {
+      return make_uint4(fp8x2_to<T>(raw.x & 0xffffu), fp8x2_to<T>(raw.x >> 16), fp8x2_to<T>(raw.y & 0xffffu),
+                        fp8x2_to<T>(raw.y >> 16));
+    }
   }
 }
 

@@ -5,7 +5,9 @@
 #include "paged_attention.cuh"
 #include "paged_decode_vec.cuh"
 #include "paged_prefill_mma.cuh"
+#include "paged_decode_tc.cuh"
 
 PAGED_ATTENTION_KERNELS_FP8(bf16_fp8, __nv_bfloat16)
 DECODE_VEC_KERNELS_FP8(bf16_fp8, __nv_bfloat16)
 PREFILL_MMA_KERNELS_FP8(bf16_fp8, __nv_bfloat16)
+DECODE_TC_KERNELS_FP8(bf16_fp8, __nv_bfloat16)

@@ -5,7 +5,9 @@
 #include "paged_attention.cuh"
 #include "paged_decode_vec.cuh"
 #include "paged_prefill_mma.cuh"
+#include "paged_decode_tc.cuh"
 
 PAGED_ATTENTION_KERNELS_FP8(f16_fp8, __half)
 DECODE_VEC_KERNELS_FP8(f16_fp8, __half)
 PREFILL_MMA_KERNELS_FP8(f16_fp8, __half)
+DECODE_TC_KERNELS_FP8(f16_fp8, __half)

@@ -29,17 +29,23 @@
 #pragma once
 #include "common.cuh"
 
-// Elements 2p and 2p + 1 of a lane's cache vector as f32: `v` holds them in the model dtype
-// (VecN) or as fp8 E4M3 bytes (uint2, 8 elements); `p` is a constant after unrolling.
+// A lane's N cache elements as f32: `v` holds them in the model dtype (VecN) or as fp8 E4M3
+// bytes (uint2, 8 elements: two unpacks and four cvt e4m3x2 -> f16x2, then f32).
 template <typename T, int N>
-__device__ __forceinline__ float2 cache_pair(const VecN<T, N>& v, int p) {
-  return make_float2(to_float(v.v[2 * p]), to_float(v.v[2 * p + 1]));
+__device__ __forceinline__ void cache_floats(const VecN<T, N>& v, float (&out)[N]) {
+#pragma unroll
+  for (int i = 0; i < N; ++i) out[i] = to_float(v.v[i]);
 }
-__device__ __forceinline__ float2 cache_pair(const uint2& v, int p) {
-  const uint32_t word = (p >> 1) ? v.y : v.x;
-  const uint32_t two = (p & 1) ? word >> 16 : word & 0xffffu;
-  const __half2_raw h = __nv_cvt_fp8x2_to_halfraw2((__nv_fp8x2_storage_t)two, __NV_E4M3);
-  return __half22float2(__half2(h));
+__device__ __forceinline__ void cache_floats(const uint2& v, float (&out)[8]) {
+  uint32_t h[4];
+  fp8x4_to_half2x2(v.x, h[0], h[1]);
+  fp8x4_to_half2x2(v.y, h[2], h[3]);
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const float2 f = __half22float2(*reinterpret_cast<const __half2*>(&h[i]));
+    out[2 * i] = f.x;
+    out[2 * i + 1] = f.y;
+  }
 }
 
 template <typename T, typename C, int D, int QPB, int NW>
@@ -130,13 +136,11 @@ __device__ void paged_decode_vec_impl(T* __restrict__ out, const T* __restrict__
       float group_max = -INFINITY;
 #pragma unroll
       for (int r = 0; r < R; ++r) {
+        float kk[VE];
+        cache_floats(kr[r], kk);
         float part = 0.f;
 #pragma unroll
-        for (int i = 0; i < VE / 2; ++i) {
-          const float2 kk = cache_pair(kr[r], i);
-          part += qv[h][2 * i] * kk.x;
-          part += qv[h][2 * i + 1] * kk.y;
-        }
+        for (int i = 0; i < VE; ++i) part += qv[h][i] * kk[i];
 #pragma unroll
         for (int o = LPK / 2; o > 0; o >>= 1) part += __shfl_xor_sync(0xffffffffu, part, o);
         s[r] = valid[r] ? part : -INFINITY;
@@ -155,17 +159,15 @@ __device__ void paged_decode_vec_impl(T* __restrict__ out, const T* __restrict__
         p_sum += s[r];
       }
       l[h] = l[h] * alpha + p_sum;
+      // Per element: acc * alpha, then + s[r] * v[r] for r = 0, 1, ... in order.
 #pragma unroll
-      for (int i = 0; i < VE / 2; ++i) {
-        float a0 = acc[h][2 * i] * alpha, a1 = acc[h][2 * i + 1] * alpha;
+      for (int i = 0; i < VE; ++i) acc[h][i] *= alpha;
 #pragma unroll
-        for (int r = 0; r < R; ++r) {
-          const float2 vv = cache_pair(vr[r], i);
-          a0 += s[r] * vv.x;
-          a1 += s[r] * vv.y;
-        }
-        acc[h][2 * i] = a0;
-        acc[h][2 * i + 1] = a1;
+      for (int r = 0; r < R; ++r) {
+        float vv[VE];
+        cache_floats(vr[r], vv);
+#pragma unroll
+        for (int i = 0; i < VE; ++i) acc[h][i] += s[r] * vv[i];
       }
       m[h] = m_new;
     }

@@ -235,16 +235,18 @@ impl PagedKvStorage {
         let (k_cache, v_cache) = self.layer(layer)?;
         let n = k.dim(0)?;
         // [n, KVH, D] -> [KVH, n, D], the storage's head-major order.
-        let k = self.to_storage_dtype(k)?.transpose(0, 1)?;
-        let v = self.to_storage_dtype(v)?.transpose(0, 1)?;
-        // One run of consecutive slots per block touched.
+        let (k, v) = (k.transpose(0, 1)?, v.transpose(0, 1)?);
+        // One run of consecutive slots per block touched, made contiguous before it is
+        // converted (candle 0.11 cannot copy strided F8E4M3 on CUDA).
         let mut done = 0;
         while done < n {
             let pos = start_pos + done;
             let slot = self.slot(block_table, pos)?;
             let run = (self.block_size - pos % self.block_size).min(n - done);
-            k_cache.slice_set(&k.narrow(1, done, run)?.contiguous()?, 1, slot)?;
-            v_cache.slice_set(&v.narrow(1, done, run)?.contiguous()?, 1, slot)?;
+            let k_run = self.to_storage_dtype(&k.narrow(1, done, run)?.contiguous()?)?;
+            let v_run = self.to_storage_dtype(&v.narrow(1, done, run)?.contiguous()?)?;
+            k_cache.slice_set(&k_run, 1, slot)?;
+            v_cache.slice_set(&v_run, 1, slot)?;
             done += run;
         }
         Ok(())

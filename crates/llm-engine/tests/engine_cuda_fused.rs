@@ -348,10 +348,15 @@ fn rope_qkv_to_cache_matches_split_then_reshape_and_cache() {
                     let slot_mapping = Tensor::new(slots.as_slice(), &dev).expect("slots");
                     // Made on the host: candle 0.11 cannot cast F8E4M3 on CUDA.
                     let cache = |rng: &mut StdRng| {
-                        randn(rng, &[kv_heads, num_slots as usize, hd], dtype, &Device::Cpu)
-                            .to_dtype(cache_dtype)
-                            .and_then(|t| t.to_device(&dev))
-                            .expect("cache")
+                        randn(
+                            rng,
+                            &[kv_heads, num_slots as usize, hd],
+                            dtype,
+                            &Device::Cpu,
+                        )
+                        .to_dtype(cache_dtype)
+                        .and_then(|t| t.to_device(&dev))
+                        .expect("cache")
                     };
                     let (k_a, v_a) = (cache(&mut rng), cache(&mut rng));
                     let (k_b, v_b) = (k_a.copy().expect("copy"), v_a.copy().expect("copy"));
@@ -488,7 +493,12 @@ fn convert_fp8_matches_the_host() {
         "{} of {} conversions differ:\n{}",
         failures.len(),
         3 * values.len(),
-        failures.iter().take(20).cloned().collect::<Vec<_>>().join("\n")
+        failures
+            .iter()
+            .take(20)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
     );
 }
 

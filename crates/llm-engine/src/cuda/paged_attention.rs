@@ -57,6 +57,17 @@ fn vec_decode_enabled() -> bool {
     *ENABLED.get_or_init(|| super::env_choice("LLM_ENGINE_DECODE_VEC", &[0, 1]) != Some(0))
 }
 
+/// Whether decode over an fp8 cache may use the tensor-core kernels (`paged_decode_tc_*`):
+/// `LLM_ENGINE_DECODE_TC=0` (read once) keeps it on `paged_decode_vec_*`, for A/B runs and
+/// so that the kernel tests cover both.
+fn tc_decode_enabled() -> bool {
+    static ENABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ENABLED.get_or_init(|| super::env_choice("LLM_ENGINE_DECODE_TC", &[0, 1]) != Some(0))
+}
+
+/// Query heads per kv head the tensor-core decode kernels take at most (the mma's n = 8).
+const DECODE_TC_MAX_QPB: usize = 8;
+
 /// Keys per round of the tensor-core prefill kernel (`PREFILL_TC_KEYS`).
 const PREFILL_TC_KEYS: usize = 32;
 
@@ -105,7 +116,8 @@ struct DecodeKernel {
     name: String,
     warps: usize,
     shared_bytes: usize,
-    /// `paged_decode_vec_*` (block_shift argument) rather than `paged_decode_*`.
+    /// `paged_decode_vec_*` or `paged_decode_tc_*` (block_shift argument) rather than
+    /// `paged_decode_*`.
     vec: bool,
 }
 
@@ -121,9 +133,13 @@ struct DecodeShape {
     max_blocks: usize,
     /// q, k_cache and v_cache start on a 16-byte boundary.
     aligned_16: bool,
+    /// The cache holds fp8 E4M3 (the `*_fp8` kernels).
+    fp8: bool,
 }
 
-/// The decode kernel for `shape`: `paged_decode_vec_*` where its constraints hold (a head row
+/// The decode kernel for `shape`: over an fp8 cache at batch sizes that fill the GPU,
+/// `paged_decode_tc_*` (head_dims 64 / 128, up to 8 query heads per kv head, block sizes that
+/// are powers of two from 16); else `paged_decode_vec_*` where its constraints hold (a head row
 /// of 4 to 32 vectors of 16 bytes, a power-of-two block size, aligned tensors, the block
 /// table fitting shared memory), else `paged_decode_*`.
 fn decode_kernel(dtype_suffix: &str, s: DecodeShape) -> DecodeKernel {
@@ -131,6 +147,24 @@ fn decode_kernel(dtype_suffix: &str, s: DecodeShape) -> DecodeKernel {
     // m, l and the output row of every (warp, query head), after the block table.
     let shared_bytes =
         |warps: usize| (table_words + 2 * warps * s.qpb + warps * s.qpb * s.head_dim) * 4;
+    // Over an fp8 cache with enough blocks to fill the GPU with 4-warp blocks:
+    // paged_decode_tc_* (Q^T in shared memory after the vector kernel's layout).
+    let tc_shared_bytes = shared_bytes(WARPS) + 8 * s.head_dim * s.dtype_bytes;
+    let tc_shape = s.fp8
+        && FP8_CACHE_HEAD_DIMS.contains(&s.head_dim)
+        && s.qpb <= DECODE_TC_MAX_QPB
+        && s.block_size.is_power_of_two()
+        && s.block_size.is_multiple_of(16)
+        && s.aligned_16
+        && tc_shared_bytes <= DEFAULT_SHARED_MEMORY;
+    if tc_shape && tc_decode_enabled() && decode_warps(true, s.blocks) == WARPS {
+        return DecodeKernel {
+            name: format!("paged_decode_tc_{dtype_suffix}_d{}_q{}", s.head_dim, s.qpb),
+            warps: WARPS,
+            shared_bytes: tc_shared_bytes,
+            vec: true,
+        };
+    }
     let row_bytes = s.head_dim * s.dtype_bytes;
     let lanes_per_key = row_bytes / 16;
     let vec_shape = row_bytes.is_multiple_of(16)
@@ -341,6 +375,7 @@ fn run<T: CudaDType + DeviceRepr + ValidAsZeroBits, C: CudaDType + DeviceRepr>(
             block_size: a.block_size,
             max_blocks: meta.max_blocks,
             aligned_16,
+            fp8,
         },
     );
     let decode_kernel = decode.name.as_str();
@@ -459,7 +494,8 @@ fn run<T: CudaDType + DeviceRepr + ValidAsZeroBits, C: CudaDType + DeviceRepr>(
         b.arg(&scale);
         b.arg(&window);
         // SAFETY: the arguments match paged_decode_* in kernels/paged_attention.cuh (or
-        // paged_decode_vec_* in kernels/paged_decode_vec.cuh, chosen only for the head_dims,
+        // paged_decode_vec_* in kernels/paged_decode_vec.cuh, or paged_decode_tc_* in
+        // kernels/paged_decode_tc.cuh with the same arguments, chosen only for the head_dims,
         // power-of-two block sizes and 16-byte-aligned tensors it reads with vector loads, with
         // shared memory for `max_blocks` table entries); the
         // metadata's slices, rows and block ids were checked against the batch and the

@@ -182,7 +182,9 @@ pub fn convert_fp8(t: &Tensor, dtype: DType) -> Result<Tensor> {
         "{kernel}_{}",
         super::dtype_suffix(model_dtype).unwrap_or("unsupported")
     );
-    if super::dtype_suffix(model_dtype).is_none() || (from == DType::F8E4M3) == (to == DType::F8E4M3) {
+    if super::dtype_suffix(model_dtype).is_none()
+        || (from == DType::F8E4M3) == (to == DType::F8E4M3)
+    {
         return Err(kernel_error(
             &kernel,
             format!("{from:?} -> {to:?} is not a conversion to or from fp8 E4M3 of f32/f16/bf16"),
