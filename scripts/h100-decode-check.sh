@@ -15,13 +15,15 @@ nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,clocks.max.mem --format
 # off (LLM_ENGINE_DECODE_VEC=0: paged_decode_* everywhere), and the scalar prefill kernel
 # (LLM_ENGINE_PREFILL_TC=0).
 # mma0 keeps tensor-core prefill on paged_prefill_tc_* (LLM_ENGINE_PREFILL_MMA=0).
-for w in ${VARIANTS-default 4 16 vec0_4 vec0_16 tc0 mma0}; do
+# dtc1 turns on the tensor-core decode over fp8 caches (LLM_ENGINE_DECODE_TC=1, 4 warps).
+for w in ${VARIANTS-default 4 16 vec0_4 vec0_16 tc0 mma0 dtc1}; do
   for t in engine_cuda_attention engine_cuda_fused engine_golden engine_batching models_golden; do
     [ "$w" != default ] && [ "$t" != engine_cuda_attention ] && continue
     envs=()
     [[ $w == [0-9]* || $w == vec0_* ]] && envs+=("LLM_ENGINE_DECODE_WARPS=${w#vec0_}")
     [ "$w" = tc0 ] && envs+=(LLM_ENGINE_PREFILL_TC=0)
     [ "$w" = mma0 ] && envs+=(LLM_ENGINE_PREFILL_MMA=0)
+    [ "$w" = dtc1 ] && envs+=(LLM_ENGINE_DECODE_TC=1 LLM_ENGINE_DECODE_WARPS=4)
     [[ $w == vec0_* ]] && envs+=(LLM_ENGINE_DECODE_VEC=0)
     env "${envs[@]}" LLM_ENGINE_TEST_DEVICE=cuda \
       timeout 150 $G/bin/$t --nocapture --test-threads=1 > "$OUT/test_${t}_$w.txt" 2>&1

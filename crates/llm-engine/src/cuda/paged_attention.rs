@@ -57,12 +57,13 @@ fn vec_decode_enabled() -> bool {
     *ENABLED.get_or_init(|| super::env_choice("LLM_ENGINE_DECODE_VEC", &[0, 1]) != Some(0))
 }
 
-/// Whether decode over an fp8 cache may use the tensor-core kernels (`paged_decode_tc_*`):
-/// `LLM_ENGINE_DECODE_TC=0` (read once) keeps it on `paged_decode_vec_*`, for A/B runs and
-/// so that the kernel tests cover both.
+/// Whether decode over an fp8 cache uses the tensor-core kernels (`paged_decode_tc_*`):
+/// only with `LLM_ENGINE_DECODE_TC=1` (read once). Off by default: on an H200 at batch 256
+/// they took 115.8 µs a layer against `paged_decode_vec_*`'s 108.9 over the same fp8 cache
+/// (docs/PERFORMANCE.md, session 10); the kernel tests run both.
 fn tc_decode_enabled() -> bool {
     static ENABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ENABLED.get_or_init(|| super::env_choice("LLM_ENGINE_DECODE_TC", &[0, 1]) != Some(0))
+    *ENABLED.get_or_init(|| super::env_choice("LLM_ENGINE_DECODE_TC", &[0, 1]) == Some(1))
 }
 
 /// Query heads per kv head the tensor-core decode kernels take at most (the mma's n = 8).
@@ -137,9 +138,9 @@ struct DecodeShape {
     fp8: bool,
 }
 
-/// The decode kernel for `shape`: over an fp8 cache at batch sizes that fill the GPU,
-/// `paged_decode_tc_*` (head_dims 64 / 128, up to 8 query heads per kv head, block sizes that
-/// are powers of two from 16); else `paged_decode_vec_*` where its constraints hold (a head row
+/// The decode kernel for `shape`: over an fp8 cache at batch sizes that fill the GPU and with
+/// `LLM_ENGINE_DECODE_TC=1`, `paged_decode_tc_*` (head_dims 64 / 128, up to 8 query heads per
+/// kv head, block sizes that are powers of two from 16); else `paged_decode_vec_*` where its constraints hold (a head row
 /// of 4 to 32 vectors of 16 bytes, a power-of-two block size, aligned tensors, the block
 /// table fitting shared memory), else `paged_decode_*`.
 fn decode_kernel(dtype_suffix: &str, s: DecodeShape) -> DecodeKernel {
