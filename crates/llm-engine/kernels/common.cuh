@@ -67,6 +67,19 @@ __device__ __forceinline__ void fp8x4_to_half2x2(uint32_t w, uint32_t& lo, uint3
 #endif
 }
 
+// 8 fp8 E4M3 bytes (as loaded) as 8 elements of the 2-byte model dtype in one 16-byte vector.
+template <typename T> __device__ __forceinline__ uint4 widen8(const uint2& raw) {
+  if constexpr (std::is_same<T, __half>::value) {
+    uint4 h;
+    fp8x4_to_half2x2(raw.x, h.x, h.y);
+    fp8x4_to_half2x2(raw.y, h.z, h.w);
+    return h;
+  } else {
+    return make_uint4(fp8x2_to<T>(raw.x & 0xffffu), fp8x2_to<T>(raw.x >> 16), fp8x2_to<T>(raw.y & 0xffffu),
+                      fp8x2_to<T>(raw.y >> 16));
+  }
+}
+
 // 8 consecutive cache elements at `p` as 8 model-dtype (2-byte) elements in one 16-byte
 // vector: the vector itself where the cache has the model's dtype, else 8 fp8 bytes converted.
 template <typename T, typename C> __device__ __forceinline__ uint4 load8_as(const C* __restrict__ p) {
@@ -74,16 +87,7 @@ template <typename T, typename C> __device__ __forceinline__ uint4 load8_as(cons
     return *reinterpret_cast<const uint4*>(p);
   } else {
     static_assert(std::is_same<C, fp8_e4m3>::value && sizeof(T) == 2, "fp8 cache, 2-byte model dtype");
-    const uint2 raw = *reinterpret_cast<const uint2*>(p);
-    if constexpr (std::is_same<T, __half>::value) {
-      uint4 h;
-      fp8x4_to_half2x2(raw.x, h.x, h.y);
-      fp8x4_to_half2x2(raw.y, h.z, h.w);
-      return h;
-    } else {
-      return make_uint4(fp8x2_to<T>(raw.x & 0xffffu), fp8x2_to<T>(raw.x >> 16), fp8x2_to<T>(raw.y & 0xffffu),
-                        fp8x2_to<T>(raw.y >> 16));
-    }
+    return widen8<T>(*reinterpret_cast<const uint2*>(p));
   }
 }
 
@@ -150,6 +154,43 @@ __device__ __forceinline__ PrefillTile prefill_tile(const uint32_t* __restrict__
   t.kvh = t.head0 / (num_heads / num_kv_heads);
   t.table = block_tables + (long long)t.slice * max_blocks;
   return t;
+}
+
+// The sequence and heads of decode block (blockIdx.x, blockIdx.y) for blocks of `qpb` query
+// heads, as every decode kernel reads the step's metadata: the slice, its first query head and
+// kv head, its context length, its query's row on the flat token axis, the first position it
+// sees (a sliding window), and its block-table row.
+struct DecodeSeq {
+  int slice;
+  int head0;
+  int kvh;
+  int ctx;
+  long long qrow;
+  int first;
+  const uint32_t* table;
+};
+
+__device__ __forceinline__ DecodeSeq decode_seq(const uint32_t* __restrict__ decode_slices,
+                                                const uint32_t* __restrict__ context_lens,
+                                                const uint32_t* __restrict__ query_starts,
+                                                const uint32_t* __restrict__ block_tables, int max_blocks,
+                                                int num_heads, int num_kv_heads, int qpb, int sliding_window) {
+  DecodeSeq d;
+  d.slice = decode_slices[blockIdx.y];
+  d.head0 = blockIdx.x * qpb;
+  d.kvh = d.head0 / (num_heads / num_kv_heads);
+  d.ctx = context_lens[d.slice];
+  d.qrow = query_starts[d.slice];
+  d.first = (sliding_window > 0 && d.ctx > sliding_window) ? d.ctx - sliding_window : 0;
+  d.table = block_tables + (long long)d.slice * max_blocks;
+  return d;
+}
+
+// Stages the block-table entries of positions [first, ctx) in shared memory (s_table indexed by
+// block number, 2^block_shift positions a block); the caller synchronises before reading.
+__device__ __forceinline__ void stage_block_table(uint32_t* s_table, const DecodeSeq& d, int block_shift) {
+  for (int b = (d.first >> block_shift) + threadIdx.x; b <= ((d.ctx - 1) >> block_shift); b += blockDim.x)
+    s_table[b] = d.table[b];
 }
 
 // The end of a decode block: merges its NW warps' partial softmax states over QPB query heads

@@ -50,13 +50,10 @@ __device__ void paged_decode_impl(T* __restrict__ out, const T* __restrict__ q,
   extern __shared__ float smem[];
   const int warp = threadIdx.x >> 5;
   const int lane = threadIdx.x & 31;
-  const int slice = decode_slices[blockIdx.y];
-  const int head0 = blockIdx.x * QPB;
-  const int kvh = head0 / (num_heads / num_kv_heads);
-  const int ctx = context_lens[slice];
-  const long long qrow = query_starts[slice];
-  const int first = (sliding_window > 0 && ctx > sliding_window) ? ctx - sliding_window : 0;
-  const uint32_t* table = block_tables + (long long)slice * max_blocks;
+  const DecodeSeq seq = decode_seq(decode_slices, context_lens, query_starts, block_tables, max_blocks,
+                                   num_heads, num_kv_heads, QPB, sliding_window);
+  const int head0 = seq.head0, kvh = seq.kvh, ctx = seq.ctx, first = seq.first;
+  const long long qrow = seq.qrow;
   const int e0 = lane * EPL;
   const bool aligned = head_dim == 32 * EPL;
   const long long row_stride = (long long)num_heads * head_dim;
@@ -93,7 +90,7 @@ __device__ void paged_decode_impl(T* __restrict__ out, const T* __restrict__ q,
     for (int u = 0; u < U; ++u) {
       const int j = j0 + u;
       if (j < ctx) {
-        const long long row = slot_of(table, j, block_size) * head_dim;
+        const long long row = slot_of(seq.table, j, block_size) * head_dim;
         load_floats<C, EPL>(k_head + row, e0, head_dim, aligned, kd[u]);
         load_floats<C, EPL>(v_head + row, e0, head_dim, aligned, vd[u]);
       } else {

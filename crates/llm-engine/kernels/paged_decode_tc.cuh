@@ -41,19 +41,6 @@
 #pragma once
 #include "mma.cuh"
 
-// 8 fp8 bytes of the cache as loaded (the tile in flight), and as 8 elements of the dtype.
-template <typename T> __device__ __forceinline__ uint4 widen8(const uint2& raw) {
-  if constexpr (std::is_same<T, __half>::value) {
-    uint4 h;
-    fp8x4_to_half2x2(raw.x, h.x, h.y);
-    fp8x4_to_half2x2(raw.y, h.z, h.w);
-    return h;
-  } else {
-    return make_uint4(fp8x2_to<T>(raw.x & 0xffffu), fp8x2_to<T>(raw.x >> 16), fp8x2_to<T>(raw.y & 0xffffu),
-                      fp8x2_to<T>(raw.y >> 16));
-  }
-}
-
 template <typename T, int D, int QPB, int NW>
 __device__ void paged_decode_tc_impl(T* __restrict__ out, const T* __restrict__ q,
                                      const fp8_e4m3* __restrict__ k_cache,
@@ -86,18 +73,14 @@ __device__ void paged_decode_tc_impl(T* __restrict__ out, const T* __restrict__ 
   const int lane = threadIdx.x & 31;
   const int g = lane >> 2;
   const int t = lane & 3;
-  const int slice = decode_slices[blockIdx.y];
-  const int head0 = blockIdx.x * QPB;
-  const int kvh = head0 / (num_heads / num_kv_heads);
-  const int ctx = context_lens[slice];
-  const long long qrow = query_starts[slice];
-  const int first = (sliding_window > 0 && ctx > sliding_window) ? ctx - sliding_window : 0;
-  const uint32_t* table = block_tables + (long long)slice * max_blocks;
+  const DecodeSeq seq = decode_seq(decode_slices, context_lens, query_starts, block_tables, max_blocks,
+                                   num_heads, num_kv_heads, QPB, sliding_window);
+  const int head0 = seq.head0, kvh = seq.kvh, ctx = seq.ctx, first = seq.first;
+  const long long qrow = seq.qrow;
   const int mask = (1 << block_shift) - 1;
   const long long row_stride = (long long)num_heads * D;
 
-  for (int b = (first >> block_shift) + threadIdx.x; b <= ((ctx - 1) >> block_shift); b += NW * 32)
-    s_table[b] = table[b];
+  stage_block_table(s_table, seq, block_shift);
 
   for (int i = threadIdx.x; i < 8 * D / 8; i += NW * 32) {
     const int r = i / (D / 8), v = i - r * (D / 8);

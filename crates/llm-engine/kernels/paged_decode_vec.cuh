@@ -81,18 +81,14 @@ __device__ void paged_decode_vec_impl(T* __restrict__ out, const T* __restrict__
   const int lane = threadIdx.x & 31;
   const int sub = lane / LPK;  // which key of a warp-wide load
   const int e0 = (lane % LPK) * VE;
-  const int slice = decode_slices[blockIdx.y];
-  const int head0 = blockIdx.x * QPB;
-  const int kvh = head0 / (num_heads / num_kv_heads);
-  const int ctx = context_lens[slice];
-  const long long qrow = query_starts[slice];
-  const int first = (sliding_window > 0 && ctx > sliding_window) ? ctx - sliding_window : 0;
-  const uint32_t* table = block_tables + (long long)slice * max_blocks;
+  const DecodeSeq seq = decode_seq(decode_slices, context_lens, query_starts, block_tables, max_blocks,
+                                   num_heads, num_kv_heads, QPB, sliding_window);
+  const int head0 = seq.head0, kvh = seq.kvh, ctx = seq.ctx, first = seq.first;
+  const long long qrow = seq.qrow;
   const int mask = (1 << block_shift) - 1;
   const long long row_stride = (long long)num_heads * D;
 
-  for (int b = (first >> block_shift) + threadIdx.x; b <= ((ctx - 1) >> block_shift); b += NW * 32)
-    s_table[b] = table[b];
+  stage_block_table(s_table, seq, block_shift);
 
   // Scores in the log2 domain (q carries scale * log2(e)), so each exponential is one exp2f.
   const float q_scale = scale * 1.4426950408889634f;

@@ -15,6 +15,7 @@ use crate::attention::metadata::{
     query_heads_per_block, AttentionMetadata, PREFILL_ROWS_PER_BLOCK,
 };
 use crate::attention::PagedAttention;
+use crate::engine::kv_cache_dtype::FP8_CUDA_HEAD_DIMS;
 use crate::error::Result;
 
 /// Warps per thread block of both kernels (`DECODE_WARPS`, `PREFILL_WARPS`).
@@ -152,7 +153,7 @@ fn decode_kernel(dtype_suffix: &str, s: DecodeShape) -> DecodeKernel {
     // paged_decode_tc_* (Q^T in shared memory after the vector kernel's layout).
     let tc_shared_bytes = shared_bytes(WARPS) + 8 * s.head_dim * s.dtype_bytes;
     let tc_shape = s.fp8
-        && FP8_CACHE_HEAD_DIMS.contains(&s.head_dim)
+        && FP8_CUDA_HEAD_DIMS.contains(&s.head_dim)
         && s.qpb <= DECODE_TC_MAX_QPB
         && s.block_size.is_power_of_two()
         && s.block_size.is_multiple_of(16)
@@ -208,9 +209,6 @@ pub fn supports_head_dim(head_dim: usize) -> bool {
     (1..=256).contains(&head_dim)
 }
 
-/// Head dims the attention kernels over an fp8 E4M3 cache are built for (`*_fp8_*`).
-pub const FP8_CACHE_HEAD_DIMS: [usize; 2] = [64, 128];
-
 /// Elements of head_dim per lane: the kernels' `EPL` template parameter.
 fn elems_per_lane(head_dim: usize) -> usize {
     [1, 2, 4, 8]
@@ -223,7 +221,7 @@ fn elems_per_lane(head_dim: usize) -> usize {
 ///
 /// `q` is `[num_tokens, num_heads * head_dim]`; `k_cache`/`v_cache` the layer's
 /// `[num_kv_heads, num_slots, head_dim]` tensors of q's dtype, or fp8 E4M3 for an f16 / bf16
-/// `q` with a head_dim in [`FP8_CACHE_HEAD_DIMS`], already holding this step's new rows (see
+/// `q` with a head_dim in [`FP8_CUDA_HEAD_DIMS`], already holding this step's new rows (see
 /// [`super::reshape_and_cache`]); `meta` describes the step, `block_size` the cache.
 /// Decode slices go to the decode kernel, longer slices to the prefill kernel; both write
 /// their rows of the returned `[num_tokens, num_heads * head_dim]` tensor (q's dtype) in
@@ -275,7 +273,7 @@ pub fn paged_attention(
         ));
     }
     let fp8 = cache_dtype == DType::F8E4M3;
-    if fp8 && !FP8_CACHE_HEAD_DIMS.contains(&d) {
+    if fp8 && !FP8_CUDA_HEAD_DIMS.contains(&d) {
         return Err(kernel_error(
             &what,
             format!("an fp8 KV cache needs head_dim 64 or 128 on CUDA, this model has {d}"),
