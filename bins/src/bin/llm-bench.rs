@@ -50,8 +50,9 @@ struct Args {
     #[arg(long, short = 'd', default_value = "cpu")]
     device: String,
 
-    /// Weight, activation and KV dtype: f32, f16, bf16. Default: f32 on the CPU, f16 on a GPU
-    /// (the seed's dtype="float16").
+    /// Weight and activation dtype (and the KV cache's, unless --kv-cache-dtype says
+    /// otherwise): f32, f16, bf16. Default: f32 on the CPU, f16 on a GPU (the seed's
+    /// dtype="float16").
     #[arg(long, value_name = "DTYPE")]
     dtype: Option<String>,
 
