@@ -15,9 +15,11 @@
 //   slot of a position is a shift and a mask (block_shift = log2(block_size));
 // - scores live in the log2 domain (q is scaled by scale * log2(e)), so every exponential is
 //   one exp2f; loads past the context re-read the last row (masked) instead of branching;
-// - the dot products reduce over the LPK lanes of a key only (log2(LPK) shuffles), the keys'
-//   scores are merged per warp with one max over the KPR key groups, and the groups' partial
-//   (sum, acc) are added at the end: m is warp-uniform throughout.
+// - the dot products reduce over the LPK lanes of a key only, all R keys of a lane at once
+//   (a transposed reduction: R - 1 shuffles for R >= LPK, not R * log2(LPK)), each lane then
+//   holds a few keys' scores: one exp2f each, one warp-wide max, and the weights go back to the
+//   lanes by one shuffle per key; the groups' partial (sum, acc) are added at the end: m is
+//   warp-uniform throughout.
 //
 // - over an fp8 E4M3 cache (C = fp8_e4m3, kernels *_<t>_fp8_*) a lane keeps its dims (VE of the
 //   model dtype's 16-byte vector) and loads them as 8 bytes; a warp then issues twice as many
@@ -114,44 +116,70 @@ __device__ void paged_decode_vec_impl(T* __restrict__ out, const T* __restrict__
 
   for (int j0 = first + warp * KPI; j0 < ctx; j0 += NW * KPI) {
     Raw kr[R], vr[R];
-    bool valid[R];
     // Positions past the context load the last row instead (no branch around the loads, so
     // all 2R of them issue back to back); their scores are masked.
 #pragma unroll
     for (int r = 0; r < R; ++r) {
       const int j = j0 + r * KPR + sub;
-      valid[r] = j < ctx;
-      const int jl = valid[r] ? j : ctx - 1;
+      const int jl = j < ctx ? j : ctx - 1;
       const long long row = ((long long)s_table[jl >> block_shift] << block_shift | (jl & mask)) * D;
       kr[r] = *reinterpret_cast<const Raw*>(k_head + row);
       vr[r] = *reinterpret_cast<const Raw*>(v_head + row);
     }
 #pragma unroll
     for (int h = 0; h < QPB; ++h) {
-      float s[R];
-      float group_max = -INFINITY;
+      // Each lane's partial dot products of its R keys, summed over the LPK lanes of a key
+      // group "transposed": at each level a lane keeps half of its values and adds its
+      // partner's copy of them, so the group needs R - 1 shuffles in all (R >= LPK) instead
+      // of R * log2(LPK), and each lane ends with NF scores, those of keys
+      // r = k + (lane % LPK) * R / LPK (k < NF). Same additions as a butterfly, so the same sums.
+      float part[R];
 #pragma unroll
       for (int r = 0; r < R; ++r) {
         float kk[VE];
         cache_floats(kr[r], kk);
-        float part = 0.f;
+        float a = 0.f;
 #pragma unroll
-        for (int i = 0; i < VE; ++i) part += qv[h][i] * kk[i];
-#pragma unroll
-        for (int o = LPK / 2; o > 0; o >>= 1) part += __shfl_xor_sync(0xffffffffu, part, o);
-        s[r] = valid[r] ? part : -INFINITY;
-        group_max = fmaxf(group_max, s[r]);
+        for (int i = 0; i < VE; ++i) a += qv[h][i] * kk[i];
+        part[r] = a;
       }
 #pragma unroll
-      for (int o = LPK; o < 32; o <<= 1)
-        group_max = fmaxf(group_max, __shfl_xor_sync(0xffffffffu, group_max, o));
+      for (int o = LPK / 2, n = R; o > 0; o >>= 1) {
+        if (n > 1) {
+          const bool upper = (lane & o) != 0;
+#pragma unroll
+          for (int k = 0; k < n / 2; ++k) {
+            const float send = upper ? part[k] : part[k + n / 2];
+            const float keep = upper ? part[k + n / 2] : part[k];
+            part[k] = keep + __shfl_xor_sync(0xffffffffu, send, o);
+          }
+          n /= 2;
+        } else {
+          part[0] += __shfl_xor_sync(0xffffffffu, part[0], o);
+        }
+      }
+      constexpr int NF = R >= LPK ? R / LPK : 1;  // scores a lane holds
+      const int r_base = R >= LPK ? (lane % LPK) * (R / LPK) : (lane % LPK) / (LPK / R);
+      float own[NF];
+      float group_max = -INFINITY;
+#pragma unroll
+      for (int k = 0; k < NF; ++k) {
+        own[k] = (j0 + (r_base + k) * KPR + sub < ctx) ? part[k] : -INFINITY;
+        group_max = fmaxf(group_max, own[k]);
+      }
+      group_max = warp_max(group_max);
       // Key j0 is valid (j0 < ctx), so group_max and m_new are finite.
       const float m_new = fmaxf(m[h], group_max);
       const float alpha = exp2f(m[h] - m_new);
+#pragma unroll
+      for (int k = 0; k < NF; ++k) own[k] = exp2f(own[k] - m_new);
+      // Every lane of the group needs every key's weight: from the lane that holds it.
+      float s[R];
       float p_sum = 0.f;
 #pragma unroll
       for (int r = 0; r < R; ++r) {
-        s[r] = exp2f(s[r] - m_new);
+        const int holder = R >= LPK ? r / (R / LPK) : r * (LPK / R);
+        s[r] = __shfl_sync(0xffffffffu, own[R >= LPK ? r % (R / LPK) : 0], (lane & ~(LPK - 1)) | holder);
         p_sum += s[r];
       }
       l[h] = l[h] * alpha + p_sum;
