@@ -20,7 +20,7 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use llm_engine::engine::workload;
-use llm_engine::{Engine, SamplingParams};
+use llm_engine::{Engine, RequestOutputKind, SamplingParams};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{BenchError, Result};
@@ -343,6 +343,7 @@ pub fn measure_phases(
         max_tokens,
         ignore_eos: true,
         detokenize: false,
+        output_kind: RequestOutputKind::Delta,
         ..SamplingParams::default()
     };
     // Warm-up: one short request, untimed.
@@ -385,7 +386,7 @@ pub fn measure_phases(
             if out.finished() {
                 generated.remove(&out.request_id);
             } else if let Some(g) = generated.get_mut(&out.request_id) {
-                *g = out.output_token_ids.len();
+                *g += out.new_token_ids.len();
             }
         }
     }

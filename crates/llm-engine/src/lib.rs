@@ -69,4 +69,4 @@ pub use models::{
     load_model, resolve_model, CausalLm, LoadFormat, LoadedModel, ModelSource, SeqSlice,
 };
 pub use request::{FinishReason, Prompt, RequestId};
-pub use sampling::SamplingParams;
+pub use sampling::{RequestOutputKind, SamplingParams};

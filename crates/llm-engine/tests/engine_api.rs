@@ -5,7 +5,9 @@ mod engine_support;
 
 use engine_support::*;
 use llm_engine::engine::EngineConfig;
-use llm_engine::{EngineError, FinishReason, LoadFormat, Prompt, SamplingParams};
+use llm_engine::{
+    EngineError, FinishReason, LoadFormat, Prompt, RequestOutput, RequestOutputKind, SamplingParams,
+};
 
 fn sampled(seed: Option<u64>) -> SamplingParams {
     SamplingParams {
@@ -172,6 +174,107 @@ fn stop_strings_cut_the_text() {
         d.output_token_ids[..],
         free.output_token_ids[..d.output_token_ids.len()]
     );
+}
+
+/// Steps until every request is done, returning each request's outputs in order.
+fn step_all(
+    e: &mut llm_engine::Engine,
+) -> std::collections::HashMap<llm_engine::RequestId, Vec<RequestOutput>> {
+    let mut seen: std::collections::HashMap<_, Vec<RequestOutput>> = Default::default();
+    while e.has_unfinished_requests() {
+        for o in e.step().expect("step") {
+            seen.entry(o.request_id).or_default().push(o);
+        }
+    }
+    seen
+}
+
+#[test]
+fn output_kinds_report_the_same_request_cumulatively_as_deltas_or_once() {
+    let Some(dir) = fixture_dir("gpt2-tiny") else {
+        return;
+    };
+    let golden = golden_prompts(&dir);
+    let mut e = engine(EngineConfig {
+        model: dir.to_string_lossy().into_owned(),
+        load_format: LoadFormat::Safetensors,
+        device: test_device(),
+        kv_cache_bytes: Some(8 << 20),
+        // Small chunks: the prompt's prefill takes several steps without a token.
+        max_num_batched_tokens: 16,
+        ..EngineConfig::default()
+    });
+    let p = Prompt::Text(golden[1].text.clone());
+    let free = generate(&mut e, std::slice::from_ref(&p), &greedy(24))[0].clone();
+    let text = free.text.clone().unwrap_or_default();
+    // A stop string that cuts the text a few characters in (and so, in a delta stream, text
+    // that could begin it must be held back until it cannot), and none.
+    let start = text.char_indices().nth(3).map(|(i, _)| i).unwrap_or(0);
+    let stop: String = text[start..].chars().take(2).collect();
+    for stops in [vec![], vec![stop.clone()]] {
+        let params = |kind| SamplingParams {
+            stop: stops.clone(),
+            output_kind: kind,
+            ..greedy(24)
+        };
+        let ids: Vec<_> = [
+            RequestOutputKind::Cumulative,
+            RequestOutputKind::Delta,
+            RequestOutputKind::FinalOnly,
+        ]
+        .into_iter()
+        .map(|k| e.add_request(p.clone(), params(k)).expect("add"))
+        .collect();
+        let seen = step_all(&mut e);
+        let done = |id| {
+            let outs: &Vec<RequestOutput> = &seen[&id];
+            let last = outs.last().expect("a final output");
+            assert!(last.finished());
+            assert!(outs[..outs.len() - 1].iter().all(|o| !o.finished()));
+            (outs.clone(), *last.completed.clone().expect("the record"))
+        };
+        let (cum, cum_done) = done(ids[0]);
+        let (delta, delta_done) = done(ids[1]);
+        let (once, once_done) = done(ids[2]);
+        // The same greedy request three times: the same record.
+        for d in [&delta_done, &once_done] {
+            assert_eq!(d.output_token_ids, cum_done.output_token_ids);
+            assert_eq!(d.text, cum_done.text);
+            assert_eq!(d.finish_reason, cum_done.finish_reason);
+        }
+        if stops.is_empty() {
+            assert_eq!(cum_done.text.as_deref(), Some(text.as_str()));
+        } else {
+            assert_eq!(cum_done.finish_reason, FinishReason::Stop, "stop {stop:?}");
+        }
+        // Final only: one output, the whole request.
+        assert_eq!(once.len(), 1);
+        assert_eq!(once[0].output_token_ids, once_done.output_token_ids);
+        assert_eq!(once[0].text, once_done.text);
+        // Cumulative: every output has everything so far.
+        for w in cum.windows(2) {
+            let (a, b) = (&w[0].output_token_ids, &w[1].output_token_ids);
+            assert_eq!(a[..], b[..a.len()]);
+        }
+        assert_eq!(cum.last().map(|o| &o.text), Some(&cum_done.text));
+        // One output for every step the request ran in (so at least one per token).
+        assert!(cum.len() >= cum_done.output_token_ids.len());
+        assert!(delta.len() >= delta_done.output_token_ids.len());
+        // Delta: the pieces add up to the record, and no text sent is taken back.
+        let tokens: Vec<u32> = delta
+            .iter()
+            .flat_map(|o| o.output_token_ids.clone())
+            .collect();
+        assert_eq!(tokens, delta_done.output_token_ids);
+        assert!(delta.iter().all(|o| o.new_token_ids == o.output_token_ids));
+        let streamed: String = delta.iter().filter_map(|o| o.text.clone()).collect();
+        assert_eq!(Some(streamed), delta_done.text);
+        let times: Vec<f64> = delta
+            .iter()
+            .flat_map(|o| o.timings.token_times_s.clone())
+            .collect();
+        assert_eq!(times, delta_done.timings.token_times_s);
+    }
 }
 
 #[test]

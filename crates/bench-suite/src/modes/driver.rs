@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
-use llm_engine::{CompletedRequest, Engine, EngineError, RequestId, SamplingParams};
+use llm_engine::{
+    CompletedRequest, Engine, EngineError, RequestId, RequestOutputKind, SamplingParams,
+};
 use metrics::serving::RequestTimeline;
 use serde::{Deserialize, Serialize};
 
@@ -54,6 +56,8 @@ impl SamplingTemplate {
             ignore_eos: self.ignore_eos,
             detokenize: false,
             seed: None,
+            // The driver reads only finished requests: no per-step copies of every output.
+            output_kind: RequestOutputKind::FinalOnly,
             ..SamplingParams::default()
         }
     }

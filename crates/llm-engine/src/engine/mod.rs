@@ -55,7 +55,8 @@ use crate::error::{EngineError, Result};
 use crate::models::{load_model, resolve_model, CausalLm, ModelConfig, PagedKvStorage, SeqSlice};
 use crate::request::{FinishReason, Prompt, Request, RequestId};
 use crate::sampling::{
-    argmax, sample_token, IncrementalDetokenizer, SamplingParams, StopStringChecker,
+    argmax, sample_token, IncrementalDetokenizer, RequestOutputKind, SamplingParams,
+    StopStringChecker,
 };
 use crate::scheduler::{Scheduler, SchedulerConfig, SchedulerOutput};
 use crate::stats::{EngineStats, StepStats};
@@ -65,6 +66,8 @@ use crate::stats::{EngineStats, StepStats};
 struct TextState {
     detokenizer: IncrementalDetokenizer,
     stops: StopStringChecker,
+    /// Bytes of text already sent in [`RequestOutputKind::Delta`] outputs.
+    emitted: usize,
 }
 
 /// An offline LLM engine over one device.
@@ -386,6 +389,7 @@ impl Engine {
                 TextState {
                     detokenizer: IncrementalDetokenizer::new(),
                     stops,
+                    emitted: 0,
                 },
             );
         }
@@ -451,19 +455,8 @@ impl Engine {
                 if let Some(o) = self.final_output(u.request_id, new_tokens) {
                     outputs.push(o);
                 }
-            } else if let Some(r) = self.scheduler.request(u.request_id) {
-                outputs.push(RequestOutput {
-                    request_id: r.id,
-                    new_token_ids: new_tokens,
-                    output_token_ids: r.output_token_ids().to_vec(),
-                    text: self
-                        .text
-                        .get(&r.id)
-                        .map(|t| t.detokenizer.text().to_string()),
-                    finish_reason: None,
-                    timings: self.timings(r),
-                    completed: None,
-                });
+            } else if let Some(o) = self.running_output(u.request_id, new_tokens) {
+                outputs.push(o);
             }
         }
         self.stats.host.update_s += now.elapsed().as_secs_f64();
@@ -664,6 +657,52 @@ impl Engine {
         Ok(Some(tokens))
     }
 
+    /// A running request's output of this step, as its [`RequestOutputKind`] asks (`None` for
+    /// [`RequestOutputKind::FinalOnly`]).
+    fn running_output(&mut self, id: RequestId, new_tokens: Vec<u32>) -> Option<RequestOutput> {
+        let r = self.scheduler.request(id)?;
+        let kind = r.params.output_kind;
+        if kind == RequestOutputKind::FinalOnly {
+            return None;
+        }
+        let delta = kind == RequestOutputKind::Delta;
+        let text = match self.text.get_mut(&id) {
+            Some(t) if delta => {
+                let full = t.detokenizer.text();
+                let settled = t.stops.settled_len(full).max(t.emitted);
+                let new = full.get(t.emitted..settled).unwrap_or_default().to_string();
+                t.emitted = settled;
+                Some(new)
+            }
+            Some(t) => Some(t.detokenizer.text().to_string()),
+            None => None,
+        };
+        let (output_token_ids, timings) = if delta {
+            (new_tokens.clone(), self.delta_timings(r, new_tokens.len()))
+        } else {
+            (r.output_token_ids().to_vec(), self.timings(r))
+        };
+        Some(RequestOutput {
+            request_id: r.id,
+            new_token_ids: new_tokens,
+            output_token_ids,
+            text,
+            finish_reason: None,
+            timings,
+            completed: None,
+        })
+    }
+
+    /// A request's timings with only its last `new` token times.
+    fn delta_timings(&self, req: &Request, new: usize) -> RequestTimings {
+        let times = &req.token_times[req.token_times.len().saturating_sub(new)..];
+        RequestTimings {
+            arrival_s: self.secs(req.arrival),
+            first_scheduled_s: req.first_scheduled.map(|t| self.secs(t)),
+            token_times_s: times.iter().map(|&t| self.secs(t)).collect(),
+        }
+    }
+
     /// The seed of a request's draws: its own, else derived from the engine's and its id.
     fn request_seed(&self, r: &Request) -> u64 {
         r.params
@@ -699,10 +738,8 @@ impl Engine {
     /// Builds the last output of a finished request and forgets it.
     fn final_output(&mut self, id: RequestId, new_token_ids: Vec<u32>) -> Option<RequestOutput> {
         let req = self.scheduler.take_finished(id)?;
-        let text = self
-            .text
-            .remove(&id)
-            .map(|t| t.detokenizer.text().to_string());
+        let state = self.text.remove(&id);
+        let text = state.as_ref().map(|t| t.detokenizer.text().to_string());
         let reason = match req.status {
             crate::request::RequestStatus::Finished(r) => r,
             _ => FinishReason::Abort,
@@ -710,10 +747,27 @@ impl Engine {
         self.stats.num_cached_prompt_tokens += req.num_cached_prompt_tokens as u64;
         let timings = self.timings(&req);
         let output_token_ids = req.output_token_ids().to_vec();
+        // A delta stream ends with what it has not sent yet; the record has everything.
+        let (out_ids, out_text, out_timings) = if req.params.output_kind == RequestOutputKind::Delta
+        {
+            let rest = state.as_ref().map(|t| {
+                let full = t.detokenizer.text();
+                full.get(t.emitted.min(full.len())..)
+                    .unwrap_or_default()
+                    .to_string()
+            });
+            (
+                new_token_ids.clone(),
+                rest,
+                self.delta_timings(&req, new_token_ids.len()),
+            )
+        } else {
+            (output_token_ids.clone(), text.clone(), timings.clone())
+        };
         let completed = CompletedRequest {
             request_id: id,
-            output_token_ids: output_token_ids.clone(),
-            text: text.clone(),
+            output_token_ids,
+            text,
             finish_reason: reason,
             num_cached_prompt_tokens: req.num_cached_prompt_tokens,
             num_preemptions: req.num_preemptions,
@@ -723,10 +777,10 @@ impl Engine {
         Some(RequestOutput {
             request_id: id,
             new_token_ids,
-            output_token_ids,
-            text,
+            output_token_ids: out_ids,
+            text: out_text,
             finish_reason: Some(reason),
-            timings: completed.timings.clone(),
+            timings: out_timings,
             completed: Some(Box::new(completed)),
         })
     }
@@ -769,6 +823,11 @@ impl Engine {
                 });
             }
         }
+        // Only finished requests are read here: no per-step outputs.
+        let params = SamplingParams {
+            output_kind: RequestOutputKind::FinalOnly,
+            ..params.clone()
+        };
         let mut index = HashMap::with_capacity(prompts.len());
         for (i, p) in prompts.iter().enumerate() {
             let id = self.add_request(p.clone(), params.clone())?;

@@ -8,6 +8,6 @@ mod sampler;
 mod stop_strings;
 
 pub use detokenizer::IncrementalDetokenizer;
-pub use params::SamplingParams;
+pub use params::{RequestOutputKind, SamplingParams};
 pub use sampler::{argmax, sample_from_candidates, sample_token, token_seed};
 pub use stop_strings::StopStringChecker;

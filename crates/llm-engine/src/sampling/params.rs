@@ -2,6 +2,25 @@
 
 use crate::error::{EngineError, Result};
 
+/// What [`crate::Engine::step`] reports for a request that is still running (vLLM's
+/// `RequestOutputKind`). Its last output always comes, with the full
+/// [`crate::CompletedRequest`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RequestOutputKind {
+    /// Every step: all tokens, text and token times so far (copies grow with the output:
+    /// O(tokens) host work per request per step).
+    #[default]
+    Cumulative,
+    /// Every step: only what is new since the request's previous output (tokens, text, token
+    /// times), for streaming. Text that could still turn out to start a stop string is held
+    /// back until it cannot.
+    Delta,
+    /// Nothing until the request finishes (offline batches and benchmarks: no per-step host
+    /// work per request).
+    FinalOnly,
+}
+
 /// Sampling and stopping settings of one request, named as in vLLM's `SamplingParams`.
 ///
 /// `temperature == 0` means greedy (argmax). Filters apply in vLLM's order: temperature,
@@ -30,6 +49,8 @@ pub struct SamplingParams {
     pub ignore_eos: bool,
     /// Decode the generated tokens to text (needs a tokenizer; stop strings need it).
     pub detokenize: bool,
+    /// What each step reports while the request runs.
+    pub output_kind: RequestOutputKind,
 }
 
 impl Default for SamplingParams {
@@ -46,6 +67,7 @@ impl Default for SamplingParams {
             stop_token_ids: Vec::new(),
             ignore_eos: false,
             detokenize: true,
+            output_kind: RequestOutputKind::Cumulative,
         }
     }
 }

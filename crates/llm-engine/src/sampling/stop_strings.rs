@@ -28,6 +28,18 @@ impl StopStringChecker {
         self.stops.is_empty()
     }
 
+    /// How much of `text` (the whole output text so far, already [`check`](Self::check)ed) no
+    /// later match can cut: a match found later ends in text still to come, so it starts at
+    /// most `longest stop string - 1` bytes before the current end. The whole text when there
+    /// are no stop strings. Streaming outputs send only this much.
+    pub fn settled_len(&self, text: &str) -> usize {
+        let mut n = text.len().saturating_sub(self.max_len.saturating_sub(1));
+        while !text.is_char_boundary(n) {
+            n -= 1;
+        }
+        n
+    }
+
     /// Checks `text` (the whole output text so far; it only grows between calls) for a stop
     /// string that ends in the part not checked yet. Returns the byte length the text must be
     /// cut to (the stop string and what follows are left out), or `None`.
@@ -53,6 +65,23 @@ impl StopStringChecker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn settled_text_is_never_cut_later() {
+        let none = StopStringChecker::new(&[]);
+        assert_eq!(none.settled_len("abc"), 3);
+        let mut c = StopStringChecker::new(&["END".to_string()]);
+        assert_eq!(c.check("hello E"), None);
+        // "E" and the space before it could still begin "END".
+        assert_eq!(c.settled_len("hello E"), 5);
+        assert_eq!(c.check("hello EN"), None);
+        assert_eq!(c.settled_len("hello EN"), 6);
+        assert_eq!(c.check("hello END"), Some(6));
+        // Multi-byte characters: never split one.
+        let c = StopStringChecker::new(&["xyz".to_string()]);
+        assert_eq!(c.settled_len("aé"), 1);
+        assert_eq!(c.settled_len("é"), 0);
+    }
 
     #[test]
     fn finds_stop_strings_across_chunks() {
