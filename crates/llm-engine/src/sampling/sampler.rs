@@ -3,8 +3,10 @@
 //! Greedy is an argmax (lowest index wins a tie, like `torch.argmax`). Random sampling seeds a
 //! fresh `StdRng` from (request seed, output position), so a request's tokens depend only on
 //! its own seed and logits: not on the batch it ran in, nor on preemption and recompute.
-//! Cost per token: O(vocab) for greedy and for temperature-only sampling; top-k adds an
-//! O(vocab) selection, top-p an O(k log k) sort of the candidates that are left.
+//! Cost per token: O(vocab) for greedy, temperature, min-p and top-p (its nucleus is found by
+//! selection on probability mass, and the draw walks the kept tokens in token order); top-k
+//! adds an O(vocab) selection and an O(k log k) sort of its candidates, which are then walked
+//! best first (the order the device's top-k hands over).
 
 use rand::{Rng, SeedableRng};
 
@@ -48,6 +50,9 @@ pub fn sample_token(
         return argmax(logits);
     }
     let inv_t = 1.0 / params.temperature;
+    if params.top_k == 0 {
+        return sample_without_top_k(logits, inv_t, params, request_seed, output_position);
+    }
     // Candidates: (token, scaled logit), finite only.
     let mut cands: Vec<(u32, f32)> = logits
         .iter()
@@ -55,16 +60,115 @@ pub fn sample_token(
         .filter(|(_, v)| v.is_finite())
         .map(|(i, &v)| (i as u32, v * inv_t))
         .collect();
-    if params.top_k > 0 && params.top_k < cands.len() {
+    if params.top_k < cands.len() {
         cands.select_nth_unstable_by(params.top_k - 1, by_logit_desc);
         cands.truncate(params.top_k);
     }
-    // One order for the draw whenever a filter picked the candidates, so that the device's
+    // One order for the draw whenever top-k picked the candidates, so that the device's
     // top-k ([`crate::cuda::topk_rows`], sorted) draws the same token.
-    if params.top_k > 0 || params.top_p < 1.0 {
-        cands.sort_unstable_by(by_logit_desc);
-    }
+    cands.sort_unstable_by(by_logit_desc);
     sample_from_candidates(&cands, params, request_seed, output_position)
+}
+
+/// Temperature, top-p and min-p over the whole row, with no per-candidate list or sort: the
+/// probabilities live in one array indexed by token, top-p's nucleus is found by selection on
+/// probability mass (O(vocab) expected, not a sort of the row), and the draw walks the kept
+/// tokens in token order.
+fn sample_without_top_k(
+    logits: &[f32],
+    inv_t: f32,
+    params: &SamplingParams,
+    request_seed: u64,
+    output_position: usize,
+) -> Option<u32> {
+    let max = logits
+        .iter()
+        .filter(|v| v.is_finite())
+        .map(|&v| v * inv_t)
+        .fold(f32::NEG_INFINITY, f32::max);
+    if max == f32::NEG_INFINITY {
+        return None;
+    }
+    // Unnormalised probabilities in f64 (0 for a non-finite logit); the top token's is 1.
+    let mut probs: Vec<f64> = logits
+        .iter()
+        .map(|&v| {
+            if v.is_finite() {
+                f64::from(v * inv_t - max).exp()
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    if params.top_p < 1.0 {
+        keep_nucleus(logits, inv_t, &mut probs, f64::from(params.top_p));
+    }
+    if params.min_p > 0.0 {
+        let floor = f64::from(params.min_p);
+        for p in probs.iter_mut().filter(|p| **p < floor) {
+            *p = 0.0;
+        }
+    }
+    let total: f64 = probs.iter().sum();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(token_seed(request_seed, output_position));
+    let mut u = rng.random::<f64>() * total;
+    let mut last_kept = None;
+    for (i, &p) in probs.iter().enumerate() {
+        if p <= 0.0 {
+            continue;
+        }
+        last_kept = Some(i as u32);
+        if u < p {
+            return Some(i as u32);
+        }
+        u -= p;
+    }
+    // Rounding left u just above the last probability.
+    last_kept
+}
+
+/// Zeroes the probabilities outside top-p's nucleus: the smallest set of most likely tokens
+/// (by scaled logit, the lower id first on a tie) whose mass reaches `top_p` of the total.
+/// Quickselect on mass: split the undecided tokens at their median, keep the better half whole
+/// if its mass falls short, else look inside it; a short range is sorted and walked.
+fn keep_nucleus(logits: &[f32], inv_t: f32, probs: &mut [f64], top_p: f64) {
+    let total: f64 = probs.iter().sum();
+    let target = top_p * total;
+    let better = |a: &u32, b: &u32| {
+        let (va, vb) = (logits[*a as usize] * inv_t, logits[*b as usize] * inv_t);
+        vb.total_cmp(&va).then(a.cmp(b))
+    };
+    let mut order: Vec<u32> = (0..logits.len() as u32)
+        .filter(|&i| probs[i as usize] > 0.0)
+        .collect();
+    // order[..lo] is in the nucleus with mass `acc` < target; its end lies in order[lo..hi].
+    let (mut lo, mut hi, mut acc) = (0usize, order.len(), 0.0f64);
+    let keep = loop {
+        if hi - lo <= 64 {
+            order[lo..hi].sort_unstable_by(better);
+            let mut keep = hi;
+            for (i, &t) in order[lo..hi].iter().enumerate() {
+                acc += probs[t as usize];
+                if acc >= target {
+                    keep = lo + i + 1;
+                    break;
+                }
+            }
+            break keep;
+        }
+        let mid = lo + (hi - lo) / 2;
+        order[lo..hi].select_nth_unstable_by(mid - lo, better);
+        let mass: f64 = order[lo..=mid].iter().map(|&t| probs[t as usize]).sum();
+        if acc + mass >= target {
+            hi = mid + 1;
+        } else {
+            acc += mass;
+            lo = mid + 1;
+        }
+    };
+    for &t in &order[keep..] {
+        probs[t as usize] = 0.0;
+    }
 }
 
 /// Largest scaled logit first, the lower token id first on a tie (`total_cmp`: -0 < +0).
@@ -236,6 +340,112 @@ mod tests {
             let expect = f64::from(l).exp() / z;
             let got = seen[i] as f64 / n as f64;
             assert!((expect - got).abs() < 0.02, "token {i}: {got} vs {expect}");
+        }
+    }
+
+    /// `keep_nucleus` keeps a prefix of the row sorted best first, the shortest whose mass
+    /// reaches top_p of the total (up to rounding in the last place), whatever the row.
+    #[test]
+    fn the_nucleus_is_the_shortest_best_first_prefix_reaching_top_p() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(17);
+        for case in 0..300 {
+            let vocab = rng.random_range(1..3000usize);
+            let spread = [0.1f32, 1.0, 4.0, 20.0][case % 4];
+            let mut row: Vec<f32> = (0..vocab)
+                .map(|_| rng.random_range(-spread..spread))
+                .collect();
+            for _ in 0..vocab / 8 {
+                let (a, b) = (rng.random_range(0..vocab), rng.random_range(0..vocab));
+                row[a] = row[b];
+            }
+            if vocab > 2 {
+                row[1] = f32::NAN;
+                row[2] = f32::NEG_INFINITY;
+            }
+            let inv_t = 1.0 / [0.5f32, 1.0, 1.7][case % 3];
+            let top_p = rng.random_range(0.01f64..1.0);
+            let max = row
+                .iter()
+                .filter(|v| v.is_finite())
+                .map(|&v| v * inv_t)
+                .fold(f32::NEG_INFINITY, f32::max);
+            let probs: Vec<f64> = row
+                .iter()
+                .map(|&v| {
+                    if v.is_finite() {
+                        f64::from(v * inv_t - max).exp()
+                    } else {
+                        0.0
+                    }
+                })
+                .collect();
+            let mut kept = probs.clone();
+            keep_nucleus(&row, inv_t, &mut kept, top_p);
+            let mut sorted: Vec<(u32, f32)> = row
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| probs[*i] > 0.0)
+                .map(|(i, &v)| (i as u32, v * inv_t))
+                .collect();
+            sorted.sort_by(by_logit_desc);
+            let k = sorted
+                .iter()
+                .take_while(|c| kept[c.0 as usize] > 0.0)
+                .count();
+            assert!(k >= 1, "case {case}: the top token is always kept");
+            assert!(
+                sorted[k..].iter().all(|c| kept[c.0 as usize] == 0.0),
+                "case {case}: the nucleus is a best-first prefix"
+            );
+            let target = top_p * probs.iter().sum::<f64>();
+            let mass = |n: usize| sorted[..n].iter().map(|c| probs[c.0 as usize]).sum::<f64>();
+            let eps = 1e-9 * target;
+            assert!(mass(k) >= target - eps, "case {case}: short of top_p");
+            assert!(
+                mass(k - 1) < target + eps,
+                "case {case}: longer than needed"
+            );
+        }
+    }
+
+    #[test]
+    fn top_p_over_a_wide_row_draws_nucleus_tokens_at_their_frequencies() {
+        // 1,000 tokens: 10 likely ones (97% of the mass together), the rest rare. Half the
+        // mass (800.5 of 1,601) takes the 6 best likely ones, logits 5.09 down to 5.04: the
+        // best 5 hold 795.9.
+        let logits: Vec<f32> = (0..1000)
+            .map(|i| {
+                if i % 100 == 0 {
+                    5.0 + (i / 100) as f32 * 0.01
+                } else {
+                    -3.0
+                }
+            })
+            .collect();
+        let p = SamplingParams {
+            top_p: 0.5,
+            ..params(1.0)
+        };
+        let n = 20_000;
+        let mut seen = std::collections::HashMap::new();
+        for pos in 0..n {
+            *seen
+                .entry(sample_token(&logits, &p, 8, pos).unwrap_or(1))
+                .or_insert(0usize) += 1;
+        }
+        // The nucleus: the best likely tokens until half the mass; none of the rare ones.
+        assert!(seen.keys().all(|t| t % 100 == 0), "{seen:?}");
+        let kept = seen.len();
+        assert_eq!(kept, 6, "{seen:?}");
+        assert!(seen.keys().all(|&t| t >= 400), "{seen:?}");
+        for (&t, &c) in &seen {
+            let want = 1.0 / kept as f64;
+            let got = c as f64 / n as f64;
+            assert!(
+                (got - want).abs() < 0.3 * want,
+                "token {t}: {got} vs ~{want}"
+            );
         }
     }
 
