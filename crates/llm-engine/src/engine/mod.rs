@@ -693,16 +693,6 @@ impl Engine {
         })
     }
 
-    /// A request's timings with only its last `new` token times.
-    fn delta_timings(&self, req: &Request, new: usize) -> RequestTimings {
-        let times = &req.token_times[req.token_times.len().saturating_sub(new)..];
-        RequestTimings {
-            arrival_s: self.secs(req.arrival),
-            first_scheduled_s: req.first_scheduled.map(|t| self.secs(t)),
-            token_times_s: times.iter().map(|&t| self.secs(t)).collect(),
-        }
-    }
-
     /// The seed of a request's draws: its own, else derived from the engine's and its id.
     fn request_seed(&self, r: &Request) -> u64 {
         r.params
@@ -728,10 +718,16 @@ impl Engine {
     }
 
     fn timings(&self, req: &Request) -> RequestTimings {
+        self.delta_timings(req, req.token_times.len())
+    }
+
+    /// A request's timings with only its last `new` token times.
+    fn delta_timings(&self, req: &Request, new: usize) -> RequestTimings {
+        let times = &req.token_times[req.token_times.len().saturating_sub(new)..];
         RequestTimings {
             arrival_s: self.secs(req.arrival),
             first_scheduled_s: req.first_scheduled.map(|t| self.secs(t)),
-            token_times_s: req.token_times.iter().map(|&t| self.secs(t)).collect(),
+            token_times_s: times.iter().map(|&t| self.secs(t)).collect(),
         }
     }
 

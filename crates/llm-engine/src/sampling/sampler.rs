@@ -103,23 +103,40 @@ fn sample_without_top_k(
     if params.top_p < 1.0 {
         keep_nucleus(logits, inv_t, &mut probs, f64::from(params.top_p));
     }
-    if params.min_p > 0.0 {
-        let floor = f64::from(params.min_p);
+    apply_min_p(&mut probs, params.min_p);
+    let total: f64 = probs.iter().sum();
+    let weights = probs.iter().enumerate().map(|(i, &p)| (i as u32, p));
+    draw(weights, total, request_seed, output_position)
+}
+
+/// min-p: zeroes the probabilities below `min_p` × the top token's (which is 1 here).
+fn apply_min_p(probs: &mut [f64], min_p: f32) {
+    if min_p > 0.0 {
+        let floor = f64::from(min_p);
         for p in probs.iter_mut().filter(|p| **p < floor) {
             *p = 0.0;
         }
     }
-    let total: f64 = probs.iter().sum();
+}
+
+/// Draws one token from `weights` ((token, unnormalised probability) in walk order; zeros
+/// skipped) summing to `total`, with the RNG of (request seed, output position).
+fn draw(
+    weights: impl Iterator<Item = (u32, f64)>,
+    total: f64,
+    request_seed: u64,
+    output_position: usize,
+) -> Option<u32> {
     let mut rng = rand::rngs::StdRng::seed_from_u64(token_seed(request_seed, output_position));
     let mut u = rng.random::<f64>() * total;
     let mut last_kept = None;
-    for (i, &p) in probs.iter().enumerate() {
+    for (t, p) in weights {
         if p <= 0.0 {
             continue;
         }
-        last_kept = Some(i as u32);
+        last_kept = Some(t);
         if u < p {
-            return Some(i as u32);
+            return Some(t);
         }
         u -= p;
     }
@@ -209,29 +226,11 @@ pub fn sample_from_candidates(
     }
     if params.min_p > 0.0 {
         // The top token has unnormalised probability exp(0) = 1.
-        let floor = f64::from(params.min_p);
-        for p in probs.iter_mut() {
-            if *p < floor {
-                *p = 0.0;
-            }
-        }
+        apply_min_p(&mut probs, params.min_p);
         total = probs.iter().sum();
     }
-    let mut rng = rand::rngs::StdRng::seed_from_u64(token_seed(request_seed, output_position));
-    let mut u = rng.random::<f64>() * total;
-    let mut last_kept = None;
-    for (c, p) in cands.iter().zip(&probs) {
-        if *p <= 0.0 {
-            continue;
-        }
-        last_kept = Some(c.0);
-        if u < *p {
-            return Some(c.0);
-        }
-        u -= p;
-    }
-    // Rounding left u just above the last probability.
-    last_kept
+    let weights = cands.iter().zip(&probs).map(|(c, &p)| (c.0, p));
+    draw(weights, total, request_seed, output_position)
 }
 
 #[cfg(test)]
