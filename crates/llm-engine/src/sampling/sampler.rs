@@ -81,25 +81,7 @@ fn sample_without_top_k(
     request_seed: u64,
     output_position: usize,
 ) -> Option<u32> {
-    let max = logits
-        .iter()
-        .filter(|v| v.is_finite())
-        .map(|&v| v * inv_t)
-        .fold(f32::NEG_INFINITY, f32::max);
-    if max == f32::NEG_INFINITY {
-        return None;
-    }
-    // Unnormalised probabilities in f64 (0 for a non-finite logit); the top token's is 1.
-    let mut probs: Vec<f64> = logits
-        .iter()
-        .map(|&v| {
-            if v.is_finite() {
-                f64::from(v * inv_t - max).exp()
-            } else {
-                0.0
-            }
-        })
-        .collect();
+    let mut probs = row_probabilities(logits, inv_t)?;
     if params.top_p < 1.0 {
         keep_nucleus(logits, inv_t, &mut probs, f64::from(params.top_p));
     }
@@ -142,6 +124,30 @@ fn draw(
     }
     // Rounding left u just above the last probability.
     last_kept
+}
+
+/// Unnormalised probabilities of a row at `inv_t`, in f64, by token: exp(scaled logit − the
+/// largest), so the top token's is 1; 0 for a non-finite logit. `None` if none is finite.
+fn row_probabilities(logits: &[f32], inv_t: f32) -> Option<Vec<f64>> {
+    let max = logits
+        .iter()
+        .filter(|v| v.is_finite())
+        .map(|&v| v * inv_t)
+        .fold(f32::NEG_INFINITY, f32::max);
+    if max == f32::NEG_INFINITY {
+        return None;
+    }
+    let probs = logits
+        .iter()
+        .map(|&v| {
+            if v.is_finite() {
+                f64::from(v * inv_t - max).exp()
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    Some(probs)
 }
 
 /// Zeroes the probabilities outside top-p's nucleus: the smallest set of most likely tokens
@@ -364,21 +370,9 @@ mod tests {
             }
             let inv_t = 1.0 / [0.5f32, 1.0, 1.7][case % 3];
             let top_p = rng.random_range(0.01f64..1.0);
-            let max = row
-                .iter()
-                .filter(|v| v.is_finite())
-                .map(|&v| v * inv_t)
-                .fold(f32::NEG_INFINITY, f32::max);
-            let probs: Vec<f64> = row
-                .iter()
-                .map(|&v| {
-                    if v.is_finite() {
-                        f64::from(v * inv_t - max).exp()
-                    } else {
-                        0.0
-                    }
-                })
-                .collect();
+            let Some(probs) = row_probabilities(&row, inv_t) else {
+                continue;
+            };
             let mut kept = probs.clone();
             keep_nucleus(&row, inv_t, &mut kept, top_p);
             let mut sorted: Vec<(u32, f32)> = row
